@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Idempotent set-up: a virtualenv in .venv with the pinned requirements, and the
+# Fashion-MNIST IDX files (Debian's dataset-fashion-mnist where apt and root are
+# available; otherwise train.py falls back to the Keras download on first use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.requirements.sha
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
+      || echo "setup: apt-get could not install dataset-fashion-mnist; train.py will try the Keras download" >&2
+  else
+    echo "setup: no root/apt; train.py will use the Keras download of Fashion-MNIST" >&2
+  fi
+fi

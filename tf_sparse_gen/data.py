@@ -1,0 +1,410 @@
+"""Dataset sources and tf.data pipelines.
+
+Every source (`fashion_mnist`, `digits`, `folder:PATH`, `tfds:NAME[:SPLIT]`,
+`shapes`) is loaded into an `ImageSource`: uint8 images at the requested size
+and channel count, optional labels, and for `shapes` the ground-truth part
+maps. Its pipelines yield `(index, image)` or `(index, image, label)` batches
+with images as float32 in [-1, 1]; `index` is the example's stable position in
+the split, which the AND-OR model needs for its persistent latents.
+
+Training order is a pure function of (seed, step): each epoch is a stateless
+shuffle of the indices, so a resumed run sees exactly the batches an
+uninterrupted run would have seen. Indices are shuffled, not images, and the
+images are gathered per batch.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import gzip
+import os
+import struct
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+_FMNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+# Decoded datasets larger than this are streamed from disk instead of held in memory.
+IN_MEMORY_LIMIT_BYTES = 1 << 30
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be loaded; the message says where it looked and how to fix it."""
+
+
+@dataclasses.dataclass
+class ImageSource:
+    """A split of a dataset, decoded to uint8 at the requested size.
+
+    Attributes:
+        name: the `--dataset` string.
+        split: split name ("train", "test", ...).
+        images: uint8 `[N, H, W, C]` (sources are held in memory up to
+            `IN_MEMORY_LIMIT_BYTES`; larger ones are refused with advice).
+        labels: int64 `[N]` or None.
+        class_names: names of the label values, if known.
+        part_maps: uint8 `[N, H, W]` ground-truth part labels (`shapes` only).
+        part_names: names of the part-map values (`shapes` only).
+        skipped: `(path, reason)` of every file that could not be used.
+    """
+
+    name: str
+    split: str
+    image_size: int
+    channels: int
+    num_examples: int
+    images: np.ndarray = None
+    labels: Optional[np.ndarray] = None
+    class_names: Optional[Sequence[str]] = None
+    part_maps: Optional[np.ndarray] = None
+    part_names: Optional[Sequence[str]] = None
+    skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    @property
+    def image_shape(self) -> Tuple[int, int, int]:
+        return (self.image_size, self.image_size, self.channels)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None
+
+    def _gather_fn(self):
+        """Returns fn(int64 indices [B]) -> (uint8 images [B,H,W,C], labels [B] or None)."""
+        images_t = tf.constant(self.images)
+        labels_t = tf.constant(self.labels, tf.int64) if self.labels is not None else None
+
+        def gather(idx):
+            images = tf.ensure_shape(tf.gather(images_t, idx), [None, *self.image_shape])
+            return images, (tf.gather(labels_t, idx) if labels_t is not None else None)
+        return gather
+
+    def _to_elements(self, idx_ds: tf.data.Dataset) -> tf.data.Dataset:
+        gather = self._gather_fn()
+
+        def to_element(idx):
+            images, labels = gather(idx)
+            # uint8 [0, 255] -> float32 [-1, 1]
+            images = tf.cast(images, tf.float32) / 127.5 - 1.0
+            return (idx, images) if labels is None else (idx, images, labels)
+
+        return idx_ds.map(to_element, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+    def train_dataset(self, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
+        """An endless dataset of shuffled batches, starting at batch `start_step`.
+
+        Batch t of this dataset is the same for every call with the same
+        `(seed, batch_size)`, so resuming at `start_step` continues the
+        uninterrupted sequence.
+        """
+        if batch_size > self.num_examples:
+            raise DatasetError(
+                f"dataset '{self.name}' ({self.split}) has {self.num_examples} examples, fewer than "
+                f"--batch_size={batch_size}; use a smaller batch size or more data")
+        n = self.num_examples
+
+        def epoch_indices(epoch):
+            return tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+
+        idx_ds = (tf.data.Dataset.range(1 << 62).map(epoch_indices).unbatch()
+                  .batch(batch_size, drop_remainder=True).skip(start_step))
+        return self._to_elements(idx_ds)
+
+    def eval_dataset(self, batch_size: int, limit: Optional[int] = None) -> tf.data.Dataset:
+        """The first `limit` (default all) examples in order, in batches."""
+        n = self.num_examples if limit is None else min(limit, self.num_examples)
+        return self._to_elements(tf.data.Dataset.range(n).batch(batch_size))
+
+    def take_images(self, count: int, offset: int = 0) -> np.ndarray:
+        """float32 images in [-1, 1] of examples offset..offset+count-1 (for figures)."""
+        count = min(count, self.num_examples - offset)
+        images, _ = self._gather_fn()(tf.range(offset, offset + count, dtype=tf.int64))
+        return images.numpy().astype(np.float32) / 127.5 - 1.0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def to_size_and_channels(images: np.ndarray, image_size: int, channels: int) -> np.ndarray:
+    """uint8 [N, h, w, c] -> uint8 [N, S, S, channels] (antialiased bilinear resize)."""
+    if images.ndim == 3:
+        images = images[..., None]
+    c = images.shape[-1]
+    if c == 4:
+        images = images[..., :3]
+        c = 3
+    if c == 3 and channels == 1:
+        weights = np.array([0.299, 0.587, 0.114], np.float32)
+        images = np.clip(np.rint(images.astype(np.float32) @ weights), 0, 255).astype(np.uint8)[..., None]
+    elif c == 1 and channels == 3:
+        images = np.repeat(images, 3, axis=-1)
+    if images.shape[1:3] != (image_size, image_size):
+        out = []
+        for start in range(0, len(images), 4096):
+            chunk = tf.image.resize(images[start:start + 4096], [image_size, image_size],
+                                    method="bilinear", antialias=True)
+            out.append(np.clip(np.rint(chunk.numpy()), 0, 255).astype(np.uint8))
+        images = np.concatenate(out) if out else images.reshape(0, image_size, image_size, channels)
+    return np.ascontiguousarray(images)
+
+
+def _read_idx(path: str) -> np.ndarray:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise DatasetError(f"{path} is not an uint8 IDX file (bad magic number); re-download it")
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise DatasetError(f"{path} is truncated ({arr.size} of {int(np.prod(dims))} values); re-download it")
+    return arr.reshape(dims)
+
+
+def fashion_mnist_dirs(data_dir: Optional[str] = None) -> List[str]:
+    """The directories searched for the Fashion-MNIST IDX files, in order."""
+    keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    dirs = [data_dir] if data_dir else []
+    return dirs + [FASHION_MNIST_SYSTEM_DIR, os.path.join(keras_home, "datasets", "fashion-mnist")]
+
+
+def fashion_mnist_arrays(split: str = "train", data_dir: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The original Fashion-MNIST split: uint8 images [N, 28, 28] and int64 labels [N].
+
+    Looks in `data_dir`, then Debian's `/usr/share/datasets/fashion-mnist`, then the
+    Keras cache; if none has the files, tries the Keras download.
+    """
+    if split not in _FMNIST_FILES:
+        raise DatasetError(f"fashion_mnist has splits 'train' and 'test', not {split!r}")
+    image_name, label_name = _FMNIST_FILES[split]
+    searched = fashion_mnist_dirs(data_dir)
+    for d in searched:
+        for suffix in (".gz", ""):
+            ip, lp = os.path.join(d, image_name + suffix), os.path.join(d, label_name + suffix)
+            if os.path.exists(ip) and os.path.exists(lp):
+                images, labels = _read_idx(ip), _read_idx(lp).astype(np.int64)
+                if len(images) != len(labels):
+                    raise DatasetError(f"{ip} and {lp} disagree on the example count; re-download them")
+                return images, labels
+    try:
+        import keras
+        (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
+    except Exception as e:  # offline: the download fails
+        raise DatasetError(
+            f"Fashion-MNIST not found. Looked for {image_name}[.gz] in: " + ", ".join(searched) + f"; the Keras download failed too ({type(e).__name__}: {e}). "
+            "Fix: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or put the four IDX files in "
+            "a folder and pass --data_dir=FOLDER, or run once with internet access.") from None
+    return (x_train, y_train.astype(np.int64)) if split == "train" else (x_test, y_test.astype(np.int64))
+
+
+def _load_image_file(path: str, image_size: int, channels: int) -> np.ndarray:
+    """Decodes any PIL-readable image to uint8 [S, S, channels]: centre crop, resize."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            peak = 65535.0 if arr.max() > 255 else 255.0
+            im = Image.fromarray(np.clip(arr / peak * 255.0, 0, 255).astype(np.uint8), "L")
+        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, im)
+        im = im.convert("L" if channels == 1 else "RGB")
+        w, h = im.size
+        if w == 0 or h == 0:
+            raise ValueError("image has zero size")
+        side = min(w, h)
+        im = im.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+        im = im.resize((image_size, image_size), Image.Resampling.LANCZOS)
+        arr = np.asarray(im, dtype=np.uint8)
+    return arr.reshape(image_size, image_size, channels)
+
+
+def _scan_folder(root: str) -> Tuple[List[str], Optional[List[str]], Optional[List[str]]]:
+    """All image paths below root (sorted), and labels from first-level sub-folders if all have one."""
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for f in sorted(filenames):
+            if f.lower().endswith(IMAGE_EXTENSIONS):
+                paths.append(os.path.join(dirpath, f))
+    rels = [os.path.relpath(p, root) for p in paths]
+    if paths and all(os.sep in r for r in rels):
+        names = [r.split(os.sep, 1)[0] for r in rels]
+        return paths, names, sorted(set(names))
+    return paths, None, None
+
+
+def _folder_source(root: str, split: str, image_size: int, channels: int, max_examples: int) -> ImageSource:
+    root = os.path.abspath(os.path.expanduser(root))
+    if not os.path.isdir(root):
+        raise DatasetError(f"folder:{root} does not exist or is not a directory; pass --dataset=folder:PATH "
+                           "with a directory of images (PNG/JPEG/BMP/GIF, optionally in class sub-folders)")
+    paths, names, classes = _scan_folder(root)
+    if not paths:
+        raise DatasetError(f"folder:{root} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); "
+                           "point --dataset=folder:PATH at a directory that does")
+    if max_examples:
+        paths, names = paths[:max_examples], (names[:max_examples] if names else None)
+
+    def load(path):
+        try:
+            return _load_image_file(path, image_size, channels), None
+        except Exception as e:  # any undecodable file is reported by path, never fatal
+            return None, f"{type(e).__name__}: {e}"
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        results = list(pool.map(load, paths))
+    keep = [i for i, (img, _) in enumerate(results) if img is not None]
+    skipped = [(paths[i], err) for i, (img, err) in enumerate(results) if img is None]
+    if not keep:
+        raise DatasetError(f"folder:{root}: none of its {len(paths)} image files could be decoded "
+                           f"(first error: {skipped[0][0]}: {skipped[0][1]})")
+    images = np.stack([results[i][0] for i in keep])
+    labels = np.array([classes.index(names[i]) for i in keep], np.int64) if names else None
+    if images.nbytes > IN_MEMORY_LIMIT_BYTES:
+        raise DatasetError(f"folder:{root} decodes to {images.nbytes / 2**30:.1f} GiB at {image_size}x{image_size}; "
+                           "use --max_examples or a smaller --image_size")
+    return ImageSource(name=f"folder:{root}", split=split, image_size=image_size, channels=channels,
+                       num_examples=len(images), images=images, labels=labels, class_names=classes,
+                       skipped=skipped)
+
+
+def _tfds_source(spec: str, split: str, data_dir: Optional[str], image_size: int, channels: int,
+                 max_examples: int) -> ImageSource:
+    import tensorflow_datasets as tfds
+
+    parts = spec.split(":")
+    name = parts[0]
+    if not name:
+        raise DatasetError("--dataset=tfds:NAME[:SPLIT] needs a dataset name, e.g. tfds:cifar10 or tfds:celeb_a:train")
+    if len(parts) > 1 and parts[1]:
+        split = parts[1] if split == "train" else split
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:
+        raise DatasetError(f"tfds:{name}: no such TFDS builder ({e}); see `tfds.list_builders()`") from None
+    features = builder.info.features
+    image_key = next((k for k in ("image", "img") if k in features), None)
+    if image_key is None:
+        raise DatasetError(f"tfds:{name} has no 'image' feature (features: {list(features)}); "
+                           "it is not an image dataset")
+    label_key = "label" if "label" in features else None
+    if split not in builder.info.splits and "[" not in split:
+        raise DatasetError(f"tfds:{name} has no split {split!r}; splits: {list(builder.info.splits)}")
+    try:
+        ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False, download=True)
+    except Exception as e:
+        raise DatasetError(f"tfds:{name}:{split} could not be loaded or prepared ({type(e).__name__}: {e}). "
+                           "Prepare it on a machine with internet (`tfds build " + name + "`) and pass "
+                           "--data_dir=that TFDS data directory") from None
+    if max_examples:
+        ds = ds.take(max_examples)
+
+    def convert(example):
+        image = example[image_key]
+        if image.shape.rank == 2:
+            image = image[..., None]
+        image = image[..., :3]
+        h, w = tf.shape(image)[0], tf.shape(image)[1]
+        side = tf.minimum(h, w)
+        image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
+        image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+        if image.shape[-1] == 3 and channels == 1:
+            image = tf.image.rgb_to_grayscale(image)
+        elif image.shape[-1] == 1 and channels == 3:
+            image = tf.image.grayscale_to_rgb(image)
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        label = tf.cast(example[label_key], tf.int64) if label_key else tf.constant(-1, tf.int64)
+        return image, label
+
+    images, labels = [], []
+    for image_batch, label_batch in tfds.as_numpy(ds.map(convert, num_parallel_calls=AUTOTUNE).batch(1024)):
+        images.append(image_batch)
+        labels.append(label_batch)
+        if sum(map(len, images)) * image_size * image_size * channels > IN_MEMORY_LIMIT_BYTES:
+            raise DatasetError(f"tfds:{name}:{split} is larger than {IN_MEMORY_LIMIT_BYTES >> 30} GiB at "
+                               f"{image_size}x{image_size}; use --max_examples or a smaller --image_size")
+    if not images:
+        raise DatasetError(f"tfds:{name}:{split} is empty")
+    class_names = None
+    if label_key and hasattr(features[label_key], "names"):
+        class_names = list(features[label_key].names)
+    images = np.concatenate(images)
+    return ImageSource(name=f"tfds:{name}", split=split, image_size=image_size, channels=channels,
+                       num_examples=len(images), images=images,
+                       labels=np.concatenate(labels) if label_key else None, class_names=class_names)
+
+
+def load_dataset(name: str, split: str = "train", image_size: int = 32, channels: int = 1,
+                 data_dir: Optional[str] = None, max_examples: int = 0, seed: int = 0,
+                 shapes_num_examples: int = 20000) -> ImageSource:
+    """Loads a dataset source by its `--dataset` name.
+
+    Args:
+        name: `fashion_mnist`, `digits`, `shapes`, `folder:PATH` or `tfds:NAME[:SPLIT]`.
+        split: "train" or "test" (for `tfds:` any TFDS split; `folder:` has one).
+        image_size, channels: every image is converted to `[image_size, image_size, channels]`.
+        data_dir: where to look for the files (`fashion_mnist`, `tfds:`).
+        max_examples: keep only the first N examples (0 = all).
+        seed: generator seed of `shapes`.
+        shapes_num_examples: size of the `shapes` train split (its test split is a fifth of it).
+    """
+    if image_size < 8:
+        raise DatasetError(f"--image_size={image_size} is too small; use 8 or more")
+    if channels not in (1, 3):
+        raise DatasetError(f"channels={channels}: only 1 (grayscale) or 3 (RGB) are supported")
+    labels = class_names = part_maps = part_names = None
+    if name == "fashion_mnist":
+        raw, labels = fashion_mnist_arrays(split, data_dir)
+        class_names = FASHION_MNIST_CLASSES
+    elif name == "digits":
+        from sklearn.datasets import load_digits
+
+        if split not in ("train", "test"):
+            raise DatasetError(f"digits has splits 'train' and 'test', not {split!r}")
+        d = load_digits()
+        raw = np.clip(np.rint(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+        labels = d.target.astype(np.int64)
+        # A fixed, documented split: every fifth example is test.
+        mask = (np.arange(len(raw)) % 5 == 0) == (split == "test")
+        raw, labels = raw[mask], labels[mask]
+        class_names = tuple(str(i) for i in range(10))
+    elif name == "shapes":
+        from tf_sparse_gen import shapes
+
+        if split not in ("train", "test"):
+            raise DatasetError(f"shapes has splits 'train' and 'test', not {split!r}")
+        count = shapes_num_examples if split == "train" else max(1, shapes_num_examples // 5)
+        if max_examples:
+            count = min(count, max_examples)
+        # The test split uses another seed stream so it never repeats a training scene.
+        raw, labels, part_maps = shapes.generate_scenes(count, image_size, seed=seed * 2 + (split == "test"))
+        class_names, part_names = shapes.CLASS_NAMES, shapes.PART_NAMES
+    elif name.startswith("folder:"):
+        return _folder_source(name[len("folder:"):], split, image_size, channels, max_examples)
+    elif name.startswith("tfds:"):
+        return _tfds_source(name[len("tfds:"):], split, data_dir, image_size, channels, max_examples)
+    else:
+        raise DatasetError(f"unknown dataset {name!r}; use one of: fashion_mnist, digits, shapes, "
+                           "folder:PATH, tfds:NAME[:SPLIT]")
+    if max_examples:
+        raw, labels = raw[:max_examples], labels[:max_examples] if labels is not None else None
+        part_maps = part_maps[:max_examples] if part_maps is not None else None
+    images = to_size_and_channels(raw, image_size, channels)
+    if part_maps is not None and part_maps.shape[1] != image_size:
+        raise DatasetError("internal: shapes part maps do not match the image size")
+    return ImageSource(name=name, split=split, image_size=image_size, channels=channels,
+                       num_examples=len(images), images=images, labels=labels, class_names=class_names,
+                       part_maps=part_maps, part_names=part_names)

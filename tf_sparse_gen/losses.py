@@ -1,0 +1,75 @@
+"""Loss functions of the three methods, as pure functions.
+
+Naming follows TF-GAN: `<name>_generator_loss` / `<name>_discriminator_loss`.
+Each docstring gives the equation it computes. Reductions are computed in
+float32 whatever the compute dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+
+def _f32(x):
+    return tf.cast(x, tf.float32)
+
+
+def wasserstein_discriminator_loss(real_scores, fake_scores):
+    """L_D = E[D(G(z))] - E[D(x)].
+
+    The WGAN critic loss (Gulrajani et al. 2017, eq. 3 without the penalty;
+    Sparse GAN eq. 4). It is also the critic update of the sparse AND-OR
+    model (Xing et al., eqs. 20/21): raising `mean f(Y) - mean f(Y_hat)` for
+    the energy-based critic f, since the normalising-constant terms reduce to
+    the mean score of synthesised images.
+    """
+    return tf.reduce_mean(_f32(fake_scores)) - tf.reduce_mean(_f32(real_scores))
+
+
+def wasserstein_generator_loss(fake_scores):
+    """L_G = -E[D(G(z))] (Sparse GAN eq. 4; the AND-OR model's eq. 22 term)."""
+    return -tf.reduce_mean(_f32(fake_scores))
+
+
+def wasserstein_gradient_penalty(critic: Callable, real, fake, epsilon, eps_norm: float = 1e-10):
+    """E[(||grad_x D(x_hat)||_2 - 1)^2], x_hat = eps * x + (1 - eps) * G(z).
+
+    `epsilon` is U[0, 1] per example, shape [B, 1, 1, 1]. The norm is
+    sqrt(sum g^2 + eps_norm), so its gradient is finite where g = 0. The
+    critic is evaluated inside this function's tape, as the penalty needs.
+    Computed in float32.
+    """
+    real, fake = _f32(real), _f32(fake)
+    x_hat = epsilon * real + (1.0 - epsilon) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = _f32(critic(x_hat))
+    grads = _f32(tape.gradient(scores, x_hat))
+    norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + eps_norm)
+    return tf.reduce_mean(tf.square(norm - 1.0))
+
+
+def abp_reconstruction_loss(images, reconstructions, sigma: float):
+    """||Y - g(Z)||^2 / (2 sigma^2), averaged over the batch and divided by the pixel count.
+
+    The generator's term of alternating back-propagation (Han et al. 2017;
+    Xing et al. eq. 15). Dividing by the pixel count only rescales the
+    learning rate; it keeps the balance with the critic term independent of
+    the image size. Equals mean((Y - g(Z))^2) / (2 sigma^2).
+    """
+    diff = _f32(images) - _f32(reconstructions)
+    return tf.reduce_mean(tf.square(diff)) / (2.0 * sigma ** 2)
+
+
+def langevin_energy(images, reconstructions, z, sigma: float):
+    """U(Z) = ||Y - g(Z)||^2 / (2 sigma^2) + ||Z||^2 / 2, per example ([B]).
+
+    The negative log joint density of the generator model up to a constant
+    (Xing et al. eq. 13); Langevin dynamics samples p(Z | Y) by
+    Z <- Z - (delta^2 / 2) grad U(Z) + delta * N(0, I).
+    """
+    diff = _f32(images) - _f32(reconstructions)
+    rec = tf.reduce_sum(tf.square(diff), axis=[1, 2, 3]) / (2.0 * sigma ** 2)
+    return rec + 0.5 * tf.reduce_sum(tf.square(_f32(z)), axis=-1)

@@ -1,0 +1,82 @@
+"""The interface every model family implements, used by the harness, evaluation and export."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import keras
+import tensorflow as tf
+
+from tf_sparse_gen.config import Config
+
+
+class GenerativeModel(keras.Model):
+    """Base of the model families (`andor`, `spgan`, `selfexgan`).
+
+    A family builds its networks in `__init__` (so checkpoints can restore
+    before the first step), creates its optimizers in `compile`, and
+    implements `train_step` returning `{tracker.name: tracker.result()}`.
+    Its trackers are `keras.metrics.Mean`s listed by the `metrics` property;
+    the harness logs and resets them every `log_every` steps.
+
+    Args:
+        config: the run's resolved `Config`.
+        num_examples: size of the training split (persistent state per example).
+        image_shape: `(H, W, C)` of the training images.
+    """
+
+    def __init__(self, config: Config, num_examples: int, image_shape: Tuple[int, int, int], **kwargs):
+        super().__init__(**kwargs)
+        self.cfg = config
+        self.num_examples = int(num_examples)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.seed_generator = keras.random.SeedGenerator(config.train.seed)
+        # A SeedGenerator's state is not a checkpoint dependency by itself.
+        self.rng_state = self.seed_generator.state
+
+    # ------------------------------------------------------------------ contract
+    @property
+    def latent_dim(self) -> int:
+        raise NotImplementedError
+
+    def compile(self, **kwargs):
+        """Creates and builds the optimizers from `self.cfg` (overridable by kwargs)."""
+        raise NotImplementedError
+
+    def generate(self, z):
+        """Images in [-1, 1] for latents z `[B, latent_dim]`."""
+        raise NotImplementedError
+
+    def encode(self, images):
+        """Latents `[B, latent_dim]` for images in [-1, 1]."""
+        raise NotImplementedError
+
+    def reconstruct(self, images):
+        """g(encode(x)) for images in [-1, 1]."""
+        return self.generate(self.encode(images))
+
+    def prepare(self, source, model_dir: str) -> None:
+        """One-off work before the first step of a fresh run (e.g. a dictionary)."""
+
+    def summary_images(self, images, z) -> Dict[str, tf.Tensor]:
+        """Named image batches in [-1, 1] for TensorBoard and `samples/`.
+
+        `images` is a fixed batch of training images, `z` fixed latents.
+        """
+        recon = self.reconstruct(images)
+        # Originals and reconstructions side by side: [2B, H, W, C], interleaved.
+        pairs = tf.reshape(tf.stack([tf.cast(images, recon.dtype), recon], axis=1),
+                           [-1, *self.image_shape])
+        return {"samples": self.generate(z), "reconstructions": pairs}
+
+    def sample_latents(self, n: int, seed: Optional[int] = None):
+        seed = self.cfg.train.seed if seed is None else seed
+        return tf.random.stateless_normal([n, self.latent_dim], seed=[seed, 7919])
+
+    @staticmethod
+    def _build_optimizer(optimizer, variables):
+        optimizer.build(variables)
+        return optimizer
+
+    def call(self, z):
+        return self.generate(z)

@@ -1,0 +1,239 @@
+"""The training harness shared by every model family.
+
+`train(config, model_dir)` resolves the run (a new `model_dir`, or a resume
+of the run stored there), loads the data, builds and compiles the model,
+restores the latest checkpoint and runs `model.fit` for the remaining steps
+with one callback that counts steps, logs the tracked means to TensorBoard,
+writes image grids, saves checkpoints and enforces the budgets.
+
+Layout of `model_dir`: `config.json`, `checkpoints/`, `logs/`, `samples/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Callable, Dict, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_sparse_gen import config as config_lib
+from tf_sparse_gen import images as image_lib
+from tf_sparse_gen.config import Config, ConfigError
+from tf_sparse_gen.data import load_dataset
+from tf_sparse_gen.models import build_model
+
+
+def write_json_atomic(path: str, payload) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(payload if isinstance(payload, str) else json.dumps(payload, indent=2, sort_keys=True))
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def resolve_run(config: Config, model_dir: str) -> Config:
+    """The config to run in `model_dir`: `config`, or the stored one when resuming.
+
+    A stored run may be resumed with different budget and logging settings
+    (`config_lib.SESSION_FIELDS`) but nothing else: any other difference is
+    refused with the list of fields, so a run never silently changes meaning.
+    """
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.exists(path):
+        return config
+    try:
+        with open(path) as f:
+            stored = Config.from_json(f.read())
+    except (ValueError, ConfigError) as e:
+        raise ConfigError(f"{path} is not a readable tf_sparse_gen config ({e}); "
+                          "use a new --model_dir") from None
+    changed = {k: v for k, v in config_lib.diff(stored, config).items() if k not in config_lib.SESSION_FIELDS}
+    if changed:
+        lines = "\n".join(f"  {k}: stored {old!r}, requested {new!r}" for k, (old, new) in sorted(changed.items()))
+        raise ConfigError(
+            f"{model_dir} holds a run with another configuration; refusing to resume it with:\n{lines}\n"
+            "Use a new --model_dir for a new run, or repeat the stored settings to resume.")
+    return config
+
+
+def setup_runtime(config: Config) -> None:
+    """Seeds, op determinism and the mixed-precision policy (process-wide TF settings)."""
+    keras.utils.set_random_seed(config.train.seed)
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    policy = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[config.train.mixed_precision]
+    keras.mixed_precision.set_global_policy(policy)
+    if config.train.strategy != "default":
+        raise ConfigError(f"--strategy={config.train.strategy} is not available yet in this version; "
+                          "use --strategy=default")
+
+
+class _Budget:
+    def __init__(self, minutes: float):
+        self.start = time.monotonic()
+        self.seconds = minutes * 60.0
+
+    def exceeded(self) -> bool:
+        return self.seconds > 0 and time.monotonic() - self.start >= self.seconds
+
+
+class TrainLoop(keras.callbacks.Callback):
+    """Counts steps; logs, draws, checkpoints and stops on schedule."""
+
+    def __init__(self, run: "Run", total_steps: int, budget: _Budget, log: Callable[[str], None]):
+        super().__init__()
+        self.run = run
+        self.total = total_steps
+        self.budget = budget
+        self.log = log
+        self.interrupted: Optional[str] = None
+        self._t0 = time.monotonic()
+        self._s0 = int(run.step.numpy())
+        self._window_t = self._t0
+        self._window_s = self._s0
+
+    def on_train_batch_end(self, batch, logs=None):
+        run, cfg = self.run, self.run.config.train
+        step = int(run.step.assign_add(1).numpy())
+        if step % cfg.log_every == 0 or step == self.total:
+            now = time.monotonic()
+            rate = (step - self._window_s) * cfg.batch_size / max(now - self._window_t, 1e-9)
+            self._window_t, self._window_s = now, step
+            scalars = {k: float(v) for k, v in (logs or {}).items()}
+            run.write_scalars(step, scalars, rate)
+            self.log(self._progress_line(step, rate, scalars))
+            for m in self.model.metrics:
+                m.reset_state()
+        if step % cfg.sample_every == 0:
+            run.write_images(step)
+        if step % cfg.checkpoint_every == 0:
+            run.manager.save(checkpoint_number=step)
+        if step >= self.total or self.budget.exceeded() or self.interrupted:
+            self.model.stop_training = True
+
+    def _progress_line(self, step, rate, scalars):
+        frac = step / max(self.total, 1)
+        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
+        done = step - self._s0
+        elapsed = time.monotonic() - self._t0
+        eta = (self.total - step) * elapsed / max(done, 1)
+        if self.budget.seconds > 0:
+            eta = min(eta, max(self.budget.seconds - (time.monotonic() - self.budget.start), 0.0))
+        shown = " ".join(f"{k}={v:.4g}" for k, v in scalars.items() if not k.startswith("active_"))
+        return (f"step {step}/{self.total} [{bar}] {rate:.1f} img/s "
+                f"ETA {time.strftime('%H:%M:%S', time.gmtime(eta))} | {shown}")
+
+
+class Run:
+    """A model, its checkpoint, writers and fixed summary inputs in one `model_dir`."""
+
+    def __init__(self, config: Config, model_dir: str, log: Callable[[str], None] = print):
+        self.config = config
+        self.model_dir = model_dir
+        self.log = log
+        t = config.train
+        self.source = load_dataset(config.data.dataset, "train", config.data.image_size, config.data.channels,
+                                   data_dir=config.data.data_dir, max_examples=config.data.max_examples,
+                                   seed=t.seed, shapes_num_examples=config.data.shapes_num_examples)
+        if self.source.skipped:
+            log(f"dataset: skipped {len(self.source.skipped)} unreadable file(s), e.g. "
+                + "; ".join(f"{p} ({why})" for p, why in self.source.skipped[:3]))
+        self.model = build_model(config, self.source.num_examples, self.source.image_shape)
+        self.model.compile()
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(step=self.step, model=self.model)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=t.keep_checkpoints)
+        self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
+        n = min(t.num_sample_images, self.source.num_examples)
+        self.fixed_images = tf.constant(self.source.take_images(min(n, 32)))
+        self.fixed_z = self.model.sample_latents(n)
+
+    def restore(self) -> bool:
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return False
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self.log(f"resumed from {latest} at step {int(self.step.numpy())}")
+        return True
+
+    def write_scalars(self, step: int, scalars: Dict[str, float], images_per_sec: float) -> None:
+        with self.writer.as_default(step=step):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, value)
+            tf.summary.scalar("images_per_sec", images_per_sec)
+        self.writer.flush()
+
+    def write_images(self, step: int) -> Dict[str, str]:
+        grids = {name: image_lib.image_grid(batch.numpy(), ncol=8)
+                 for name, batch in self.model.summary_images(self.fixed_images, self.fixed_z).items()}
+        paths = {}
+        with self.writer.as_default(step=step):
+            for name, grid in grids.items():
+                tf.summary.image(name, grid[None])
+                paths[name] = image_lib.save_png(
+                    grid, os.path.join(self.model_dir, "samples", f"{name}_{step:07d}.png"), scale=2)
+        self.writer.flush()
+        return paths
+
+
+def train(config: Config, model_dir: str, log: Callable[[str], None] = print) -> dict:
+    """Trains (or resumes) the run in `model_dir` and returns a summary dict."""
+    config.validate()
+    model_dir = os.path.abspath(os.path.expanduser(model_dir))
+    config = resolve_run(config, model_dir)
+    setup_runtime(config)
+    budget = _Budget(config.train.train_minutes)
+    for sub in ("checkpoints", "logs", "samples"):
+        os.makedirs(os.path.join(model_dir, sub), exist_ok=True)
+    run = Run(config, model_dir, log)
+    resumed = run.restore()
+    write_json_atomic(os.path.join(model_dir, "config.json"), config.to_json())
+    if not resumed:
+        run.model.prepare(run.source, model_dir)
+    start = int(run.step.numpy())
+    total = config.train.train_steps
+    summary = {"model_dir": model_dir, "start_step": start, "resumed": resumed}
+    if start >= total:
+        log(f"run already at step {start} >= --train_steps={total}; nothing to do")
+        summary.update(final_step=start, stopped_by="train_steps")
+        return summary
+
+    loop = TrainLoop(run, total, budget, log)
+
+    def on_signal(signum, frame):
+        loop.interrupted = signal.Signals(signum).name
+        log(f"{loop.interrupted} received: saving a checkpoint after this step")
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, on_signal)
+        except ValueError:  # not the main thread
+            pass
+    log(f"training {config.model} ({config.preset}) on {run.source.name}: "
+        f"{run.source.num_examples} examples of {run.source.image_shape}, steps {start} -> {total}"
+        + (f", at most {config.train.train_minutes:g} min" if config.train.train_minutes else ""))
+    dataset = run.source.train_dataset(config.train.batch_size, config.train.seed, start_step=start)
+    try:
+        run.model.fit(dataset, epochs=1, steps_per_epoch=total - start, callbacks=[loop], verbose=0,
+                      shuffle=False)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    step = int(run.step.numpy())
+    if run.manager.latest_checkpoint is None or not run.manager.latest_checkpoint.endswith(f"-{step}"):
+        run.manager.save(checkpoint_number=step)
+    paths = run.write_images(step)
+    stopped_by = loop.interrupted or ("train_steps" if step >= total else "train_minutes")
+    log(f"stopped at step {step} ({stopped_by}); checkpoint {run.manager.latest_checkpoint}; "
+        f"samples {paths.get('samples')}")
+    summary.update(final_step=step, stopped_by=stopped_by, samples=paths,
+                   checkpoint=run.manager.latest_checkpoint)
+    return summary

@@ -1,0 +1,136 @@
+"""Train a tf_sparse_gen model.
+
+With no flags this runs the README's main job: the sparse AND-OR model
+(`small` preset) on Fashion-MNIST for 5 minutes into runs/andor_fashion_mnist.
+Calling it again on the same --model_dir resumes that run (flags not given are
+taken from the stored config.json).
+
+  python train.py --model=andor --dataset=fashion_mnist --model_dir=runs/x --train_minutes=30
+  python train.py --model_dir=runs/x --train_steps=5000          # resume, longer
+  python train.py --preset=tiny --dataset=digits --set=andor.block_ks=[0.5,0]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("model", "andor", ["andor", "spgan", "selfexgan"], "Model family.")
+flags.DEFINE_string("dataset", "fashion_mnist",
+                    "fashion_mnist | digits | shapes | folder:PATH | tfds:NAME[:SPLIT].")
+flags.DEFINE_string("model_dir", "runs/andor_fashion_mnist", "Run directory (created or resumed).")
+flags.DEFINE_enum("preset", "small", ["tiny", "small", "paper"], "Hyper-parameter preset.")
+flags.DEFINE_integer("train_steps", None, "Total training steps of the run (default: the preset's).")
+flags.DEFINE_float("train_minutes", 5.0, "Wall-clock budget of this invocation in minutes; 0 = no limit.")
+flags.DEFINE_integer("batch_size", None, "Batch size (default: the preset's).")
+flags.DEFINE_integer("seed", None, "Random seed (default 0).")
+flags.DEFINE_integer("image_size", None, "Image side in pixels (default: the preset's).")
+flags.DEFINE_integer("channels", None, "Image channels, 1 or 3 (default: the preset's).")
+flags.DEFINE_string("data_dir", None, "Where to look for dataset files.")
+flags.DEFINE_integer("max_examples", None, "Use only the first N training examples.")
+flags.DEFINE_enum("mixed_precision", None, ["off", "bf16", "fp16"], "Mixed precision policy.")
+flags.DEFINE_enum("strategy", None, ["default", "mirrored", "multiworker"], "tf.distribute strategy.")
+flags.DEFINE_bool("deterministic", None, "Enable TensorFlow op determinism.")
+flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA (slower on CPU).")
+flags.DEFINE_enum("sparsity", None, ["on", "off"], "andor: top-k sparsity (off = dense baseline).")
+flags.DEFINE_enum("ebm", None, ["on", "off"], "andor: energy-based critic (off = plain ABP).")
+flags.DEFINE_enum("generator", None, ["dcgan", "resnet"], "spgan: generator body.")
+flags.DEFINE_enum("reconstructor", None, ["on", "off"], "spgan: the third player.")
+flags.DEFINE_enum("sparse_output", None, ["on", "off"], "spgan: sparse patch output (off = WGAN-GP).")
+flags.DEFINE_multi_string("set", [], "Any config field by dotted path, e.g. --set=andor.sigma=0.2 "
+                          "or --set=andor.block_widths=[64,32,16] (JSON values).")
+flags.DEFINE_bool("export", False, "Export a SavedModel to model_dir/export after training.")
+
+# flag name -> config path
+_FIELD_FLAGS = {
+    "dataset": "data.dataset", "train_steps": "train.train_steps", "train_minutes": "train.train_minutes",
+    "batch_size": "train.batch_size", "seed": "train.seed", "image_size": "data.image_size",
+    "channels": "data.channels", "data_dir": "data.data_dir", "max_examples": "data.max_examples",
+    "mixed_precision": "train.mixed_precision", "strategy": "train.strategy",
+    "deterministic": "train.deterministic", "jit_compile": "train.jit_compile",
+}
+_SWITCH_FLAGS = {"sparsity": ("andor", "andor.sparsity"), "ebm": ("andor", "andor.ebm"),
+                 "generator": ("spgan", "spgan.generator"), "reconstructor": ("spgan", "spgan.reconstructor"),
+                 "sparse_output": ("spgan", "spgan.sparse_output")}
+
+
+def _parse_set(items):
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set={item!r} must look like field.path=value")
+        path, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[path.strip()] = value
+    return out
+
+
+def resolve_config(argv_flags=FLAGS):
+    """Builds the run's Config from the flags given (and the stored run, when resuming)."""
+    from tf_sparse_gen import config as config_lib
+
+    overrides = {}
+    for name, path in _FIELD_FLAGS.items():
+        # Flags with a value by default count only when given, so a resume keeps the stored value.
+        if argv_flags[name].present:
+            overrides[path] = argv_flags[name].value
+    for name, (family, path) in _SWITCH_FLAGS.items():
+        if argv_flags[name].value is not None:
+            model = argv_flags["model"].value
+            if model != family:
+                raise config_lib.ConfigError(f"--{name} applies to --model={family}, not --model={model}")
+            value = argv_flags[name].value
+            overrides[path] = {"on": True, "off": False}.get(value, value)
+    overrides.update(_parse_set(argv_flags.set))
+
+    stored_path = os.path.join(argv_flags.model_dir, "config.json")
+    if os.path.exists(stored_path):
+        with open(stored_path) as f:
+            stored = config_lib.Config.from_json(f.read())
+        for name in ("model", "preset"):
+            if argv_flags[name].present and argv_flags[name].value != getattr(stored, name):
+                raise config_lib.ConfigError(
+                    f"--{name}={argv_flags[name].value} but {argv_flags.model_dir} holds a "
+                    f"--{name}={getattr(stored, name)} run; use a new --model_dir for a new run")
+        if not argv_flags["train_minutes"].present:
+            overrides.setdefault("train.train_minutes", argv_flags.train_minutes)
+        return config_lib.apply_overrides(stored, overrides).validate()
+    if not argv_flags["dataset"].present:
+        overrides["data.dataset"] = argv_flags.dataset
+    overrides.setdefault("train.train_minutes", argv_flags.train_minutes)
+    return config_lib.get_config(argv_flags.model, argv_flags.preset, overrides)
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from tf_sparse_gen.config import ConfigError
+    from tf_sparse_gen.data import DatasetError
+
+    try:
+        config = resolve_config()
+        from tf_sparse_gen import trainer
+
+        summary = trainer.train(config, FLAGS.model_dir)
+        if FLAGS.export:
+            from tf_sparse_gen import export
+
+            path = export.export_model(FLAGS.model_dir)
+            print(f"exported SavedModel to {path}")
+    except (ConfigError, DatasetError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
