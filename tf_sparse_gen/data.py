@@ -301,8 +301,9 @@ def _tfds_source(spec: str, split: str, data_dir: Optional[str], image_size: int
         raise DatasetError(f"tfds:{name} has no 'image' feature (features: {list(features)}); "
                            "it is not an image dataset")
     label_key = "label" if "label" in features else None
-    if split not in builder.info.splits and "[" not in split:
-        raise DatasetError(f"tfds:{name} has no split {split!r}; splits: {list(builder.info.splits)}")
+    known_splits = list(builder.info.splits)  # empty until the dataset is prepared
+    if known_splits and split not in known_splits and "[" not in split:
+        raise DatasetError(f"tfds:{name} has no split {split!r}; splits: {known_splits}")
     try:
         ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False, download=True)
     except Exception as e:
@@ -386,6 +387,10 @@ def load_dataset(name: str, split: str = "train", image_size: int = 32, channels
 
         if split not in ("train", "test"):
             raise DatasetError(f"shapes has splits 'train' and 'test', not {split!r}")
+        if image_size < shapes.MIN_IMAGE_SIZE:
+            raise DatasetError(f"shapes scenes need --image_size >= {shapes.MIN_IMAGE_SIZE}, got {image_size}")
+        if seed < 0:
+            raise DatasetError(f"shapes needs a seed >= 0, got {seed}")
         count = shapes_num_examples if split == "train" else max(1, shapes_num_examples // 5)
         if max_examples:
             count = min(count, max_examples)

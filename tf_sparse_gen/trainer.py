@@ -150,7 +150,7 @@ class Run:
         self.checkpoint = tf.train.Checkpoint(step=self.step, model=self.model)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=t.keep_checkpoints)
-        self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
+        self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))  # creates model_dir
         n = min(t.num_sample_images, self.source.num_examples)
         self.fixed_images = tf.constant(self.source.take_images(min(n, 32)))
         self.fixed_z = self.model.sample_latents(n)
@@ -190,9 +190,9 @@ def train(config: Config, model_dir: str, log: Callable[[str], None] = print) ->
     config = resolve_run(config, model_dir)
     setup_runtime(config)
     budget = _Budget(config.train.train_minutes)
+    run = Run(config, model_dir, log)  # loads the data first: a bad dataset fails before any write
     for sub in ("checkpoints", "logs", "samples"):
         os.makedirs(os.path.join(model_dir, sub), exist_ok=True)
-    run = Run(config, model_dir, log)
     resumed = run.restore()
     write_json_atomic(os.path.join(model_dir, "config.json"), config.to_json())
     if not resumed:

@@ -1,0 +1,143 @@
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_sparse_gen import interpret, losses, trainer
+from tf_sparse_gen.data import load_dataset
+from tf_sparse_gen.models import build_model
+
+
+def make_model(config, n=64):
+    model = build_model(config, n)
+    model.compile()
+    return model
+
+
+def batch_of(n=4, seed=0):
+    src = load_dataset("digits", "train", image_size=16)
+    idx = np.arange(seed, seed + n)
+    return tf.constant(idx, tf.int64), tf.constant(src.take_images(n, seed))
+
+
+@pytest.mark.parametrize("block_ks", [[0.25, 0], [0.25, 0.5]])
+def test_basis_identity_holds_at_every_layer(tiny_andor, block_ks):
+    model = make_model(tiny_andor(**{"andor.block_ks": block_ks}))
+    g = model.generator
+    z = tf.random.stateless_normal([g.z_dim], seed=[4, 2]) * 2.0
+    rec = interpret.record(g, z)
+    for layer in range(len(g.layer_stages)):
+        units, values = interpret.active_units(g, rec, layer)
+        assert len(units) > 0
+        bases = interpret.basis_functions(g, rec, layer)
+        rebuilt = np.tensordot(values, bases, axes=1) + interpret.bias_part(g, rec, layer)
+        np.testing.assert_allclose(rebuilt, rec.fm, atol=1e-4, rtol=1e-4)
+        # The bias part alone does not explain the output: the bases carry the image.
+        assert np.abs(rec.fm - interpret.bias_part(g, rec, layer)).max() > 1e-3
+
+
+def test_topk_counts_per_position_and_channel(tiny_andor):
+    model = make_model(tiny_andor(**{"andor.block_ks": [0.25, 0.25]}))
+    g = model.generator
+    z = tf.random.stateless_normal([16, g.z_dim], seed=[1, 1]) * 3.0
+    _, _, acts, _ = g.forward(z, record=True)
+    # Recompute each stage's pre-top-k ReLU output to know how many positives it had.
+    h = tf.cast(z, tf.float32)
+    for s in range(len(g.stage_layers)):
+        relu = tf.nn.relu(g._affine(s, h)).numpy()
+        out = acts[s].numpy()
+        topk = g.stage_topk[s]
+        if topk is not None:
+            k = topk.kept_count(relu.shape)
+            axes = -1 if topk.axis == "channels" else (1, 2)
+            kept, positives = np.count_nonzero(out, axis=axes), np.count_nonzero(relu, axis=axes)
+            assert (kept <= k).all()
+            assert (kept[positives >= k] == k).all()
+            assert (kept == np.minimum(positives, k)).all()
+        h = acts[s]
+
+
+def test_langevin_lowers_the_energy_on_average(tiny_andor):
+    config = tiny_andor(**{"andor.delta": 0.05})
+    model = make_model(config)
+    _, images = batch_of(8)
+    z0 = tf.random.stateless_normal([8, config.andor.z_dim], seed=[3, 3]) * 2.0
+    z1, mse0, mse1 = model.langevin(images, z0, 20, tf.constant([5, 6]))
+    sigma = config.andor.sigma
+    e0 = losses.langevin_energy(images, model.generate(z0), z0, sigma).numpy()
+    e1 = losses.langevin_energy(images, model.generate(z1), z1, sigma).numpy()
+    assert e1.mean() < e0.mean()
+    assert float(mse1) < float(mse0)
+
+
+def test_train_step_moves_networks_and_only_the_batch_latents_then_restores(tiny_andor, tmp_path):
+    config = tiny_andor()
+    model = make_model(config)
+    index, images = batch_of(4, seed=10)
+    g0 = [v.numpy().copy() for v in model.generator.trainable_variables]
+    c0 = [v.numpy().copy() for v in model.critic.trainable_variables]
+    lat0 = model.latents.numpy().copy()
+    logs = model.train_step((index, images))
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert all(not np.allclose(a, b.numpy()) for a, b in zip(g0, model.generator.trainable_variables))
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(c0, model.critic.trainable_variables))
+    changed = np.nonzero(np.any(model.latents.numpy() != lat0, axis=1))[0]
+    np.testing.assert_array_equal(changed, np.arange(10, 14))
+
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    twin = make_model(config)
+    tf.train.Checkpoint(model=twin).restore(path).assert_existing_objects_matched()
+    np.testing.assert_array_equal(twin.latents.numpy(), model.latents.numpy())
+    index2, images2 = batch_of(4, seed=20)
+    model.train_step((index2, images2))
+    twin.train_step((index2, images2))
+    np.testing.assert_allclose(twin.latents.numpy(), model.latents.numpy(), atol=1e-5)
+    for a, b in zip(model.generator.trainable_variables, twin.generator.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [{"andor.sparsity": False}, {"andor.ebm": False},
+                                       {"andor.critic_reg": "sn"}])
+def test_variants_build_and_train(tiny_andor, tmp_path, overrides):
+    config = tiny_andor(**{"train.train_steps": 2, **overrides})
+    summary = trainer.train(config, str(tmp_path / "run"), log=lambda s: None)
+    assert summary["final_step"] == 2
+    model = trainer.Run(config, str(tmp_path / "run"), log=lambda s: None).model
+    if not config.andor.sparsity:
+        assert all(t is None for t in model.generator.stage_topk)
+    if not config.andor.ebm:
+        assert model.critic is None and "critic_loss" not in [m.name for m in model.metrics]
+
+
+def test_infer_latent_reconstructs_unseen_images_better_than_zero(tiny_andor):
+    model = make_model(tiny_andor())
+    _, images = batch_of(4, seed=30)
+    z = model.infer_latent(images, steps=30)
+    err = tf.reduce_mean(tf.square(model.generate(z) - images))
+    err0 = tf.reduce_mean(tf.square(model.generate(tf.zeros_like(z)) - images))
+    assert float(err) < float(err0)
+    assert model.reconstruct(images).shape == images.shape
+
+
+def test_and_or_tree_json_and_pictures(tiny_andor, tmp_path):
+    model = make_model(tiny_andor(**{"andor.block_ks": [0.25, 0.25]}))
+    g = model.generator
+    z = tf.random.stateless_normal([g.z_dim], seed=[9, 9]) * 2.0
+    paths = interpret.write_and_or_tree(g, z, str(tmp_path), mid_layer=1)
+    tree = json.load(open(paths["json"]))
+    image = tree["children"][0]
+    assert tree["type"] == "OR" and image["type"] == "AND" and image["grid"] == [8, 8]
+    rec = interpret.record(g, z)
+    mid_units, _ = interpret.active_units(g, rec, 1)
+    parts = [p for o in image["children"] for p in o["children"]]
+    assert len(parts) == len(mid_units)
+    for o in image["children"]:
+        assert o["type"] == "OR"
+        assert all(p["position"] == o["position"] and p["layer"] == 1 for p in o["children"])
+    leaves = [c for p in parts for c in p["children"]]
+    assert leaves and all(c["layer"] == 2 and c["activation"] > 0 for c in leaves)
+    from PIL import Image
+    assert Image.open(paths["png"]).size[0] > 100
+    counts = interpret.layer_basis_figure(g, [z, z * 0.5], 1, str(tmp_path / "basis.png"), top=8)
+    assert 0 < len(counts) <= 8 and (tmp_path / "basis.png").exists()
