@@ -69,6 +69,18 @@ class GenerativeModel(keras.Model):
                            [-1, *self.image_shape])
         return {"samples": self.generate(z), "reconstructions": pairs}
 
+    def active_fractions(self, z) -> Dict[str, float]:
+        """Per-layer fraction of non-zero units for latents z (families with sparse layers)."""
+        return {}
+
+    def interpretability_templates(self, zs) -> list:
+        """Cropped mid-layer basis functions for the NCC score (families that have them)."""
+        return []
+
+    def interpretation_figures(self, zs, out_dir: str) -> Dict[str, str]:
+        """Writes family-specific figures into out_dir; returns {title: path}."""
+        return {}
+
     def sample_latents(self, n: int, seed: Optional[int] = None):
         seed = self.cfg.train.seed if seed is None else seed
         return tf.random.stateless_normal([n, self.latent_dim], seed=[seed, 7919])

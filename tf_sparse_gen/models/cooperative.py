@@ -20,9 +20,11 @@ penalty (default) or spectral normalisation; `none` is the paper's setting.
 
 from __future__ import annotations
 
+import os
 from typing import Dict, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_sparse_gen import losses
@@ -126,6 +128,53 @@ class CooperativeAndOrModel(GenerativeModel):
 
     def encode(self, images):
         return self.infer_latent(images)
+
+    # ------------------------------------------------------------------ interpretation
+    def active_fractions(self, z):
+        acts = self.generator.stage_activations(z)
+        return {name: float(tf.reduce_mean(tf.cast(a > 0, tf.float32)))
+                for name, a in zip(self.generator.layer_names, acts)}
+
+    @property
+    def mid_layer(self) -> int:
+        """The sparse layer whose positions are the parts: the first block (8x8 at 32 and 64 px)."""
+        return min(1, len(self.generator.layer_stages) - 1)
+
+    def interpretability_templates(self, zs, per_latent: int = 16, frac: float = 0.1):
+        """Per latent, the basis of the strongest unit of each of its `per_latent` strongest channels
+        at the mid layer, cropped where |B| exceeds `frac` of its peak (Table 4 of the paper)."""
+        from tf_sparse_gen import interpret
+
+        templates = []
+        for z in zs:
+            rec = interpret.record(self.generator, z)
+            units, values = interpret.active_units(self.generator, rec, self.mid_layer)
+            strongest = {}
+            for u, v in zip(units, values):
+                c = int(u[2])
+                if c not in strongest or v > strongest[c][0]:
+                    strongest[c] = (float(v), u)
+            chosen = sorted(strongest.values(), key=lambda t: -t[0])[:per_latent]
+            if not chosen:
+                continue
+            bases = interpret.basis_functions(self.generator, rec, self.mid_layer, np.stack([u for _, u in chosen]))
+            for b in bases:
+                y0, y1, x0, x1 = interpret.crop_box(b, frac)
+                templates.append(b[y0:y1, x0:x1])
+        return templates
+
+    def interpretation_figures(self, zs, out_dir):
+        from tf_sparse_gen import interpret
+
+        figures = {}
+        for layer, name in enumerate(self.generator.layer_names):
+            path = os.path.join(out_dir, f"basis_{name}.png")
+            if interpret.layer_basis_figure(self.generator, zs, layer, path):
+                figures[f"most used basis functions, layer {name}"] = path
+        paths = interpret.write_and_or_tree(self.generator, zs[0], out_dir, mid_layer=self.mid_layer)
+        figures["AND-OR tree of one sample"] = paths["png"]
+        figures["AND-OR tree (JSON)"] = paths["json"]
+        return figures
 
     # ------------------------------------------------------------------ training
     def train_step(self, data):

@@ -1,0 +1,122 @@
+"""Sparse vs dense AND-OR generator on real Fashion-MNIST 32x32 at the same budget.
+
+Trains the `small` preset twice (sparsity on / off) for the same number of
+steps, evaluates both (fd_fmnist, kid_fmnist, is_fmnist, test-split
+reconstruction MSE, the NCC interpretability score, active fractions), and
+measures training and Langevin-inference throughput side by side in one
+process (alternating rounds, so both variants see the same machine load).
+
+Writes `<out>/results.json`, `<out>/results.md` and per-variant pictures
+(samples, reconstructions, mid-layer basis functions, an AND-OR tree).
+
+  .venv/bin/python benchmarks/andor_sparsity.py --steps=600 --num_samples=2000
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("steps", 600, "Training steps per variant (batch 64).")
+flags.DEFINE_integer("num_samples", 2000, "Samples / test images per evaluation.")
+flags.DEFINE_integer("throughput_rounds", 3, "Alternating timing rounds.")
+flags.DEFINE_integer("timed_steps", 10, "Steps per timing round.")
+flags.DEFINE_string("runs_dir", "benchmarks/out/andor_sparsity", "Where the runs go (not committed).")
+flags.DEFINE_string("out", "benchmarks/results/andor_sparsity", "Where results and pictures go.")
+
+VARIANTS = {"sparse": {"andor.sparsity": True}, "dense": {"andor.sparsity": False}}
+
+
+def throughput(configs, rounds, timed_steps):
+    """Images/s of the training step and of Langevin inference, alternating between variants."""
+    import tensorflow as tf
+
+    from tf_sparse_gen.data import load_dataset
+    from tf_sparse_gen.models import build_model
+
+    source = load_dataset("fashion_mnist", "train", 32, 1)
+    batches = list(source.train_dataset(64, seed=0).take(4))
+    models, steps, infers = {}, {}, {}
+    for name, config in configs.items():
+        model = build_model(config, source.num_examples, source.image_shape)
+        model.compile()
+        models[name] = model
+        steps[name] = tf.function(model.train_step)
+        infers[name] = model.infer_latent
+        steps[name](batches[0])  # trace
+        infers[name](batches[0][1], steps=30)
+    train_t = {n: 0.0 for n in configs}
+    infer_t = {n: 0.0 for n in configs}
+    for _ in range(rounds):
+        for name in configs:
+            t0 = time.perf_counter()
+            for i in range(timed_steps):
+                logs = steps[name](batches[i % len(batches)])
+            float(logs["recon_loss"])
+            train_t[name] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for i in range(2):
+                infers[name](batches[i][1], steps=30).numpy()
+            infer_t[name] += time.perf_counter() - t0
+    return ({n: rounds * timed_steps * 64 / t for n, t in train_t.items()},
+            {n: rounds * 2 * 64 / t for n, t in infer_t.items()})
+
+
+def main(argv):
+    del argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tf_sparse_gen import evaluation, trainer
+    from tf_sparse_gen.config import get_config
+
+    os.makedirs(FLAGS.out, exist_ok=True)
+    configs = {name: get_config("andor", "small", {
+        **overrides, "train.train_steps": FLAGS.steps, "train.train_minutes": 0.0,
+        "train.sample_every": FLAGS.steps, "train.checkpoint_every": FLAGS.steps})
+        for name, overrides in VARIANTS.items()}
+    results = {"steps": FLAGS.steps, "batch_size": 64, "num_samples": FLAGS.num_samples, "variants": {}}
+    for name, config in configs.items():
+        run_dir = os.path.join(FLAGS.runs_dir, name)
+        t0 = time.monotonic()
+        trainer.train(config, run_dir)
+        train_seconds = time.monotonic() - t0
+        report = evaluation.evaluate(run_dir, num_samples=FLAGS.num_samples)
+        results["variants"][name] = {"train_seconds": train_seconds,
+                                     "metrics": {k: v["value"] for k, v in report["metrics"].items()},
+                                     "metric_details": report["metrics"], "eval_timing": report["timing"]}
+        for fig in ("samples.png", "reconstructions.png", "and_or_tree.png", "and_or_tree.json",
+                    "basis_block0_8x8.png", "basis_block1_16x16.png"):
+            src = os.path.join(run_dir, "eval", fig)
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(FLAGS.out, f"{name}_{fig}"))
+    train_ips, infer_ips = throughput(configs, FLAGS.throughput_rounds, FLAGS.timed_steps)
+    results["train_images_per_sec"] = train_ips
+    results["langevin30_images_per_sec"] = infer_ips
+    results["sparse_over_dense_step_time"] = train_ips["dense"] / train_ips["sparse"]
+    results["sparse_over_dense_langevin_time"] = infer_ips["dense"] / infer_ips["sparse"]
+    with open(os.path.join(FLAGS.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    keys = sorted(set().union(*(v["metrics"] for v in results["variants"].values())))
+    lines = ["| metric | sparse | dense |", "|---|---|---|"]
+    for k in keys:
+        row = [results["variants"][v]["metrics"].get(k) for v in ("sparse", "dense")]
+        lines.append(f"| {k} | " + " | ".join("" if x is None else f"{x:.4g}" for x in row) + " |")
+    lines.append("| train img/s (side by side) | " + " | ".join(f"{train_ips[v]:.1f}" for v in ("sparse", "dense")) + " |")
+    lines.append("| Langevin-30 img/s | " + " | ".join(f"{infer_ips[v]:.1f}" for v in ("sparse", "dense")) + " |")
+    lines.append("| wall-clock training s | " + " | ".join(
+        f"{results['variants'][v]['train_seconds']:.0f}" for v in ("sparse", "dense")) + " |")
+    with open(os.path.join(FLAGS.out, "results.md"), "w") as f:
+        f.write(f"# AND-OR: sparsity on vs off, Fashion-MNIST 32x32, {FLAGS.steps} steps of batch 64 each\n\n")
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    app.run(main)

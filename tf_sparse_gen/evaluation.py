@@ -1,0 +1,219 @@
+"""Evaluation of a trained run: metrics.json and a self-contained report.html.
+
+Every model family is measured the same way:
+- `fd`, `kid`, `is`: Fréchet distance, kernel inception distance and inception
+  score between generated samples and the reference split, in the feature
+  space of the chosen feature network (`fmnist`: the project's Fashion-MNIST
+  classifier, names `fd_fmnist`...; `inception`: Keras InceptionV3, `fid`...);
+- `mse`: per-pixel reconstruction MSE on the [0, 1] scale of held-out images
+  (Langevin inference for the AND-OR model, the encoder for the GANs);
+- `sparsity`: per-layer fraction of active units of generated samples;
+- `ncc`: the AND-OR paper's interpretability score (Table 4): mid-layer basis
+  functions template-matched against training images.
+
+Features are streamed batch by batch; only the features themselves are kept
+(for KID), and all metric math is float64 (see `tf_sparse_gen.metrics`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_sparse_gen import images as image_lib
+from tf_sparse_gen.data import load_dataset
+from tf_sparse_gen.runs import load_trained_model
+
+ALL_METRICS = ("fd", "kid", "is", "mse", "ncc", "sparsity")
+
+
+class _Progress:
+    """A progress line per stage with rate and ETA."""
+
+    def __init__(self, log, stage: str, total: int):
+        self.log, self.stage, self.total = log, stage, total
+        self.start = time.monotonic()
+        self.done = 0
+        self._last = 0.0
+
+    def update(self, n: int):
+        self.done += n
+        now = time.monotonic()
+        if now - self._last >= 5.0 or self.done >= self.total:
+            self._last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            eta = (self.total - self.done) / max(rate, 1e-9)
+            self.log(f"evaluate: {self.stage} {self.done}/{self.total} ({rate:.1f} img/s, ETA {eta:.0f}s)")
+
+    @property
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self.start, 1e-9)
+
+
+def evaluate(model_dir: str, metrics: Sequence[str] = ALL_METRICS, dataset: Optional[str] = None,
+             split: str = "test", num_samples: Optional[int] = None, feature_net: str = "fmnist",
+             inception_weights: Optional[str] = None, batch_size: int = 100, ncc_latents: int = 8,
+             ncc_images: int = 1000, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+    """Evaluates the latest checkpoint of `model_dir`; writes eval/metrics.json and eval/report.html.
+
+    Args:
+        model_dir: a run directory.
+        metrics: a subset of `ALL_METRICS`.
+        dataset: the reference dataset (default: the run's).
+        split: the reference split (default "test").
+        num_samples: generated samples and reconstructed images (default: the
+            size of the reference split).
+        feature_net: "fmnist" or "inception".
+        ncc_latents / ncc_images: latents whose mid-layer bases are matched, and
+            training images they are matched against.
+    """
+    unknown = set(metrics) - set(ALL_METRICS)
+    if unknown:
+        raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {', '.join(ALL_METRICS)}")
+    t_start = time.monotonic()
+    trained = load_trained_model(model_dir)
+    model, config = trained.model, trained.config
+    dataset = dataset or config.data.dataset
+    ref = load_dataset(dataset, split, config.data.image_size, config.data.channels,
+                       data_dir=config.data.data_dir, seed=config.train.seed,
+                       shapes_num_examples=config.data.shapes_num_examples)
+    n = ref.num_examples if num_samples is None else min(int(num_samples), ref.num_examples)
+    out_dir = os.path.join(trained.model_dir, "eval")
+    os.makedirs(out_dir, exist_ok=True)
+    where = {"dataset": dataset, "split": split}
+    results: Dict[str, dict] = {}
+    timing: Dict[str, float] = {}
+    log(f"evaluate: {config.model} at step {trained.step} against {dataset}:{split} "
+        f"({n} of {ref.num_examples} images)")
+
+    zs = model.sample_latents(n, seed=seed + 1000)
+    figures: Dict[str, str] = {}
+
+    if {"fd", "kid", "is"} & set(metrics):
+        from tf_sparse_gen.metrics import load_feature_net
+
+        net = load_feature_net(feature_net, inception_weights)
+        keep = "kid" in metrics
+        progress = _Progress(log, f"real features ({net.name})", n)
+
+        def real_batches():
+            for batch in ref.eval_dataset(batch_size, limit=n):
+                progress.update(int(batch[1].shape[0]))
+                yield batch[1]
+        real = net.collect(real_batches(), keep_features=keep)
+        timing["feature_images_per_sec"] = progress.rate
+        progress = _Progress(log, "samples", n)
+
+        def fake_batches():
+            for i in range(0, n, batch_size):
+                images = model.generate(zs[i:i + batch_size])
+                progress.update(int(images.shape[0]))
+                yield images
+        fake = net.collect(fake_batches(), keep_features=keep)
+        timing["generate_and_features_images_per_sec"] = progress.rate
+        values = net.compare(real, fake, kid_subset_size=min(1000, n), seed=seed)
+        names = net.metric_names
+        for key in ("fd", "kid", "is"):
+            if key not in metrics or names[key] not in values:
+                continue
+            entry = {"value": float(values[names[key]]), "feature_net": net.name, "num_samples": n,
+                     "num_real": int(values["num_real"]), **where}
+            if names[key] + "_std" in values:
+                entry["std"] = float(values[names[key] + "_std"])
+            if key == "is":
+                entry.update(num_real=0, of="generated samples")
+            results[names[key]] = entry
+
+    if "mse" in metrics:
+        progress = _Progress(log, "reconstructions", n)
+        total, count, shown = 0.0, 0, None
+        for batch in ref.eval_dataset(batch_size, limit=n):
+            images = batch[1]
+            recon = tf.cast(model.reconstruct(images), tf.float32)
+            # [-1, 1] -> [0, 1]: the squared error scales by 1/4.
+            total += float(tf.reduce_sum(tf.square(tf.cast(images, tf.float64) - tf.cast(recon, tf.float64)))) / 4.0
+            count += int(np.prod(images.shape))
+            if shown is None:
+                shown = (images.numpy()[:16], recon.numpy()[:16])
+            progress.update(int(images.shape[0]))
+        timing["reconstruct_images_per_sec"] = progress.rate
+        results["mse"] = {"value": total / count, "num_samples": n, "scale": "[0, 1] per pixel", **where}
+        pairs = np.stack([shown[0], shown[1]], axis=1).reshape(-1, *shown[0].shape[1:])
+        figures["reconstructions (original | reconstruction)"] = image_lib.save_png(
+            image_lib.image_grid(pairs, ncol=8), os.path.join(out_dir, "reconstructions.png"), scale=3)
+
+    if "sparsity" in metrics:
+        fractions = model.active_fractions(zs[:min(n, 256)])
+        for name, value in fractions.items():
+            results[f"active_{name}"] = {"value": value, "num_samples": min(n, 256), "of": "generated samples"}
+
+    if "ncc" in metrics:
+        templates = model.interpretability_templates(zs[:ncc_latents])
+        if templates:
+            from tf_sparse_gen.metrics import interpretability_score
+
+            train = load_dataset(dataset, "train", config.data.image_size, config.data.channels,
+                                 data_dir=config.data.data_dir, max_examples=ncc_images, seed=config.train.seed,
+                                 shapes_num_examples=config.data.shapes_num_examples)
+            t0 = time.monotonic()
+            score, per = interpretability_score(templates, train.take_images(ncc_images))
+            timing["ncc_seconds"] = time.monotonic() - t0
+            results["ncc"] = {"value": score, "std": float(np.std(per)), "num_templates": len(templates),
+                              "num_latents": ncc_latents, "num_images": train.num_examples,
+                              "dataset": dataset, "split": "train"}
+
+    samples = model.generate(zs[:64]).numpy()
+    figures = {"samples": image_lib.save_png(image_lib.image_grid(samples, ncol=8),
+                                             os.path.join(out_dir, "samples.png"), scale=3), **figures}
+    figures.update(model.interpretation_figures(zs[:8], out_dir))
+    timing["total_seconds"] = time.monotonic() - t_start
+    report = {"model_dir": trained.model_dir, "model": config.model, "preset": config.preset,
+              "step": trained.step, "checkpoint": trained.checkpoint, "reference": where,
+              "num_samples": n, "metrics": results, "timing": timing,
+              "figures": {k: os.path.relpath(v, out_dir) for k, v in figures.items()}}
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    write_html_report(report, os.path.join(out_dir, "report.html"))
+    log(f"evaluate: wrote {out_dir}/metrics.json and report.html in {timing['total_seconds']:.0f}s")
+    return report
+
+
+def write_html_report(report: dict, path: str) -> str:
+    """A self-contained page (no scripts, no network): metrics table and figures by relative path."""
+    rows = []
+    for name, entry in report["metrics"].items():
+        value = entry["value"]
+        shown = f"{value:.5g}" + (f" ± {entry['std']:.3g}" if "std" in entry else "")
+        where = ", ".join(f"{k}={entry[k]}" for k in ("feature_net", "num_samples", "dataset", "split", "of")
+                          if k in entry)
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{shown}</td><td>{html.escape(where)}</td></tr>")
+    figures = []
+    for title, rel in report["figures"].items():
+        if rel.endswith(".png"):
+            figures.append(f"<figure><img src='{html.escape(rel)}' alt='{html.escape(title)}'>"
+                           f"<figcaption>{html.escape(title)}</figcaption></figure>")
+        else:
+            figures.append(f"<p><a href='{html.escape(rel)}'>{html.escape(title)}</a></p>")
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>tf_sparse_gen evaluation: {html.escape(report['model'])}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px}}img{{image-rendering:pixelated;max-width:100%}}
+figure{{display:inline-block;margin:1em;vertical-align:top}}</style></head><body>
+<h1>{html.escape(report['model'])} ({html.escape(report['preset'])}) at step {report['step']}</h1>
+<p>Run: {html.escape(report['model_dir'])}<br>Reference: {html.escape(report['reference']['dataset'])}
+split {html.escape(report['reference']['split'])}, {report['num_samples']} images.
+<code>fd_*/kid_*/is_*</code> use the named in-domain feature network and are not Inception FID.</p>
+<table><tr><th>metric</th><th>value</th><th>measured on</th></tr>{''.join(rows)}</table>
+<p>Timing: {html.escape(json.dumps({k: round(v, 2) for k, v in report['timing'].items()}))}</p>
+{''.join(figures)}
+</body></html>
+"""
+    with open(path, "w") as f:
+        f.write(page)
+    return path
