@@ -141,3 +141,16 @@ def test_and_or_tree_json_and_pictures(tiny_andor, tmp_path):
     assert Image.open(paths["png"]).size[0] > 100
     counts = interpret.layer_basis_figure(g, [z, z * 0.5], 1, str(tmp_path / "basis.png"), top=8)
     assert 0 < len(counts) <= 8 and (tmp_path / "basis.png").exists()
+
+
+@pytest.mark.parametrize("overrides", [{}, {"andor.critic_reg": "sn"}])
+def test_checkpoint_restores_every_variable_without_optimizers(tiny_andor, tmp_path, overrides):
+    config = tiny_andor(**overrides)
+    model = make_model(config)
+    model.train_step(batch_of(4))
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    bare = build_model(config, 64)  # not compiled: no optimizer to reach variables through
+    tf.train.Checkpoint(model=bare).restore(path).expect_partial().assert_existing_objects_matched()
+    assert len(bare.weights) == len(model.weights)
+    for a, b in zip(model.weights, bare.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)

@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from tf_sparse_gen.layers import TopKSparsity
+from tf_sparse_gen.nets import track_layers
 
 
 class SparseGenerator(keras.Model):
@@ -69,6 +70,7 @@ class SparseGenerator(keras.Model):
                 self.stage_size.append(size)
             self.layer_stages.append(len(self.stage_layers) - 1)
         self.out_conv = keras.layers.Conv2D(out_channels, 3, padding="same", name="out_conv")
+        track_layers(self, self.stage_layers)
         self.image_size = size
         self._build_weights(block_widths)
 
@@ -174,13 +176,14 @@ class EnergyCritic(keras.Model):
         super().__init__(**kwargs)
 
         def wrap(layer):
-            return keras.layers.SpectralNormalization(layer) if spectral_norm else layer
+            return keras.layers.SpectralNormalization(layer, name=f"{layer.name}_sn") if spectral_norm else layer
 
         self.body = [wrap(keras.layers.Conv2D(stem, 3, padding="same", name="stem"))]
         for b, width in enumerate(widths):
             self.body.append(keras.layers.AveragePooling2D(2, name=f"pool{b}"))
             for j in range(2):
                 self.body.append(wrap(keras.layers.Conv2D(width, 3, padding="same", name=f"block{b}_conv{j}")))
+        track_layers(self, self.body)
         self.flatten = keras.layers.Flatten()
         self.head = wrap(keras.layers.Dense(1, dtype="float32", name="score"))
 
