@@ -112,12 +112,12 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from tf_sparse_gen import trainer
     from tf_sparse_gen.config import ConfigError
     from tf_sparse_gen.data import DatasetError
 
     try:
         config = resolve_config()
-        from tf_sparse_gen import trainer
 
         summary = trainer.train(config, FLAGS.model_dir)
         if FLAGS.export:
@@ -128,6 +128,9 @@ def main(argv):
     except (ConfigError, DatasetError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
+    except trainer.DivergenceError as e:
+        print(f"train.py: {e}", file=sys.stderr)
+        return 3
     print(json.dumps(summary, default=str))
     return 0
 

@@ -29,6 +29,10 @@ from tf_sparse_gen.data import load_dataset
 from tf_sparse_gen.models import build_model
 
 
+class DivergenceError(RuntimeError):
+    """Training produced non-finite values for too many steps in a row."""
+
+
 def write_json_atomic(path: str, payload) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -93,6 +97,7 @@ class TrainLoop(keras.callbacks.Callback):
         self.budget = budget
         self.log = log
         self.interrupted: Optional[str] = None
+        self.diverged: Optional[str] = None
         self._t0 = time.monotonic()
         self._s0 = int(run.step.numpy())
         self._window_t = self._t0
@@ -101,6 +106,13 @@ class TrainLoop(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         run, cfg = self.run, self.run.config.train
         step = int(run.step.assign_add(1).numpy())
+        streak = int(self.model.nonfinite_streak.numpy())
+        if streak:
+            what = self.model.last_nonfinite.numpy().decode()
+            self.log(f"step {step}: non-finite {what}; update skipped ({streak} in a row)")
+            if streak >= cfg.max_nonfinite_steps:
+                self.diverged = (f"training diverged: non-finite {what} for {streak} steps in a row, "
+                                 f"up to step {step}")
         if step % cfg.log_every == 0 or step == self.total:
             now = time.monotonic()
             rate = (step - self._window_s) * cfg.batch_size / max(now - self._window_t, 1e-9)
@@ -112,9 +124,9 @@ class TrainLoop(keras.callbacks.Callback):
                 m.reset_state()
         if step % cfg.sample_every == 0:
             run.write_images(step)
-        if step % cfg.checkpoint_every == 0:
+        if step % cfg.checkpoint_every == 0 and not streak:
             run.manager.save(checkpoint_number=step)
-        if step >= self.total or self.budget.exceeded() or self.interrupted:
+        if step >= self.total or self.budget.exceeded() or self.interrupted or self.diverged:
             self.model.stop_training = True
 
     def _progress_line(self, step, rate, scalars):
@@ -228,6 +240,10 @@ def train(config: Config, model_dir: str, log: Callable[[str], None] = print) ->
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     step = int(run.step.numpy())
+    if loop.diverged:
+        raise DivergenceError(
+            f"{loop.diverged}. The last good checkpoint is kept: {run.manager.latest_checkpoint}. "
+            "Lower the learning rates, check the data for NaN/Inf, or raise --set=train.max_nonfinite_steps.")
     if run.manager.latest_checkpoint is None or not run.manager.latest_checkpoint.endswith(f"-{step}"):
         run.manager.save(checkpoint_number=step)
     paths = run.write_images(step)

@@ -33,6 +33,10 @@ class GenerativeModel(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(config.train.seed)
         # A SeedGenerator's state is not a checkpoint dependency by itself.
         self.rng_state = self.seed_generator.state
+        # Divergence guard: consecutive steps with a non-finite loss or gradient
+        # (their updates were skipped) and the name of the last offending quantity.
+        self.nonfinite_streak = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_streak")
+        self.last_nonfinite = tf.Variable("", dtype=tf.string, trainable=False, name="last_nonfinite")
 
     # ------------------------------------------------------------------ contract
     @property
@@ -84,6 +88,39 @@ class GenerativeModel(keras.Model):
     def sample_latents(self, n: int, seed: Optional[int] = None):
         seed = self.cfg.train.seed if seed is None else seed
         return tf.random.stateless_normal([n, self.latent_dim], seed=[seed, 7919])
+
+    # ------------------------------------------------------------------ divergence guard
+    @staticmethod
+    def all_finite(*tensors) -> tf.Tensor:
+        """True when every (non-None) tensor, e.g. a loss and its gradients, is finite."""
+        checks = [tf.reduce_all(tf.math.is_finite(tf.cast(t, tf.float32))) for t in tensors if t is not None]
+        return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+    @staticmethod
+    def apply_if(finite, optimizer, grads, variables) -> None:
+        """optimizer.apply(grads, variables) only when `finite`; otherwise nothing changes."""
+        def apply():
+            optimizer.apply(grads, variables)
+            return tf.constant(True)
+        tf.cond(finite, apply, lambda: tf.constant(False))
+
+    def note_finite(self, checks: Dict[str, tf.Tensor]) -> tf.Tensor:
+        """Updates the non-finite streak from {quantity name: finite?}; returns all finite."""
+        ok = tf.reduce_all(tf.stack(list(checks.values())))
+        self.nonfinite_streak.assign(tf.where(ok, tf.constant(0, tf.int64), self.nonfinite_streak + 1))
+        first_bad = tf.constant("")
+        for name, finite in reversed(list(checks.items())):
+            first_bad = tf.where(finite, first_bad, tf.constant(name))
+        self.last_nonfinite.assign(tf.where(ok, self.last_nonfinite, first_bad))
+        return ok
+
+    @staticmethod
+    def update_trackers(trackers, values: Dict[str, tf.Tensor]) -> None:
+        """Adds each finite value to its Mean tracker; non-finite values are left out."""
+        for name, value in values.items():
+            value = tf.cast(value, tf.float32)
+            finite = tf.math.is_finite(value)
+            trackers[name].update_state(tf.where(finite, value, 0.0), sample_weight=tf.cast(finite, tf.float32))
 
     @staticmethod
     def _build_optimizer(optimizer, variables):

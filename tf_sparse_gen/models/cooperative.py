@@ -183,6 +183,7 @@ class CooperativeAndOrModel(GenerativeModel):
         batch = tf.shape(images)[0]
         z_hat = keras.random.normal([batch, a.z_dim], seed=self.seed_generator)
         logs: Dict[str, tf.Tensor] = {}
+        checks: Dict[str, tf.Tensor] = {}
 
         # 1. Critic: raise mean f(Y) - mean f(Y_hat).
         if self.critic is not None:
@@ -198,13 +199,16 @@ class CooperativeAndOrModel(GenerativeModel):
                     c_loss = c_loss + a.gp_weight * gp
             c_vars = self.critic.trainable_variables
             c_grads = tape.gradient(c_loss, c_vars)
-            self.c_optimizer.apply(c_grads, c_vars)
+            checks["critic_loss"] = self.all_finite(c_loss, *c_grads)
+            self.apply_if(checks["critic_loss"], self.c_optimizer, c_grads, c_vars)
             logs.update(critic_loss=c_loss, critic_real=tf.reduce_mean(real_scores),
                         critic_fake=tf.reduce_mean(fake_scores), c_grad_norm=tf.linalg.global_norm(c_grads))
 
         # 2. Langevin inference on the persistent latents of this batch.
         z, mse_before, mse_after = self.langevin(images, tf.gather(self.latents, index), a.langevin_steps,
                                                  self._draw_seed())
+        checks["langevin"] = self.all_finite(z)
+        z = tf.where(checks["langevin"], z, tf.gather(self.latents, index))
         self.latents.scatter_nd_update(index[:, None], z)
 
         # 3. Generator: reconstruction (ABP) term and the critic's judgement of syntheses.
@@ -218,12 +222,13 @@ class CooperativeAndOrModel(GenerativeModel):
                 g_loss = g_loss + a.critic_weight * critic_term
         g_vars = self.generator.trainable_variables
         g_grads = tape.gradient(g_loss, g_vars)
-        self.g_optimizer.apply(g_grads, g_vars)
+        checks["generator_loss"] = self.all_finite(g_loss, *g_grads)
+        self.apply_if(checks["generator_loss"], self.g_optimizer, g_grads, g_vars)
+        self.note_finite(checks)
 
         logs.update(recon_loss=recon_loss, mse_before_langevin=mse_before, mse_after_langevin=mse_after,
                     g_grad_norm=tf.linalg.global_norm(g_grads))
         for name, s in zip(self.generator.layer_names, self.generator.layer_stages):
             logs[f"active_{name}"] = tf.reduce_mean(tf.cast(acts[s] > 0, tf.float32))
-        for name, value in logs.items():
-            self.trackers[name].update_state(value)
+        self.update_trackers(self.trackers, logs)
         return {m.name: m.result() for m in self.metrics}
