@@ -123,3 +123,200 @@ class TopKSparsity(keras.layers.Layer):
         config = super().get_config()
         config.update({"k": self.k, "axis": self.axis})
         return config
+
+
+@keras.saving.register_keras_serializable(package="tf_sparse_gen")
+class SphereProjection(keras.layers.Layer):
+    """Projects each code onto a sphere: z <- c + r * (z - c) / ||z - c||.
+
+    SelfExGAN (Liu 2018, section 4.1.1, eqs. 4.1-4.4) projects the encoder's
+    outputs onto a sphere so that E cannot crowd the training data into one
+    region of the latent space: shift to the sphere's centre (4.1), take the
+    length (4.2), rescale to the radius (4.3), shift back (4.4). The norm is
+    sqrt(sum (z - c)^2 + epsilon), so the output and its gradient are finite at
+    z = c. Computed in float32, returned in the input dtype.
+
+    Args:
+        radius: the sphere's radius r > 0. `None` uses sqrt(d) for d-dimensional
+            codes, the typical norm of a sample of N(0, I_d).
+        center: the centre c, a scalar broadcast to every dimension.
+        epsilon: added to the squared norm before the square root.
+
+    Call arguments:
+        inputs: a `[B, d]` tensor of codes. Returns `[B, d]` codes with
+            ||output - c|| = r.
+
+    References:
+        Liu. Latent Space Understandable Generative Adversarial Network:
+        SelfExGAN. Thesis, 2018, section 4.1.1.
+    """
+
+    def __init__(self, radius: float = None, center: float = 0.0, epsilon: float = 1e-12, **kwargs):
+        super().__init__(**kwargs)
+        if radius is not None and (isinstance(radius, bool) or not radius > 0):
+            raise ValueError(f"SphereProjection radius must be > 0 (or None for sqrt(d)), got {radius!r}")
+        self.radius = None if radius is None else float(radius)
+        self.center = float(center)
+        self.epsilon = float(epsilon)
+
+    def resolved_radius(self, dim: int) -> float:
+        """The radius used for `dim`-dimensional codes."""
+        return self.radius if self.radius is not None else float(dim) ** 0.5
+
+    def call(self, inputs):
+        if inputs.shape.rank != 2:
+            raise ValueError(f"SphereProjection expects [B, d] codes, got shape {inputs.shape}")
+        z = tf.cast(inputs, tf.float32) - self.center
+        norm = tf.sqrt(tf.reduce_sum(tf.square(z), axis=-1, keepdims=True) + self.epsilon)
+        out = self.center + self.resolved_radius(int(inputs.shape[-1])) * z / norm
+        return tf.cast(out, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"radius": self.radius, "center": self.center, "epsilon": self.epsilon})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_sparse_gen")
+class SoftThreshold(keras.layers.Layer):
+    """Soft thresholding S_lambda(a) = sign(a) * max(|a| - lambda, 0), elementwise.
+
+    The shrinkage operator of Donoho (1995) that the Sparse GAN applies to each
+    depth vector of A(z) to obtain a sparse code per patch (Mahdizadehaghdam et
+    al. 2019, section 4.1). Entries with |a| <= lambda become exact zeros
+    (`max` of a ReLU, not a small number); the others are shrunk towards zero by
+    lambda. The gradient is 1 where |a| > lambda and 0 elsewhere.
+
+    Args:
+        threshold: lambda >= 0 (the initial value when learned).
+        learnable: if True, lambda is a trainable scalar weight, trained by
+            the losses of the network it sits in. It is used as max(lambda, 0),
+            so it cannot turn negative; nothing else keeps it from shrinking
+            towards 0 (the paper fixes lambda and adds no sparsity penalty).
+
+    Call arguments:
+        inputs: a tensor of any shape. Returns a tensor of the same shape and dtype.
+
+    References:
+        Mahdizadehaghdam, Panahi, Krim. Sparse Generative Adversarial Network.
+        ICCV Workshops 2019. Donoho. De-noising by soft-thresholding. IEEE
+        Trans. Information Theory 41(3), 1995.
+    """
+
+    def __init__(self, threshold: float = 0.1, learnable: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
+            raise ValueError(f"SoftThreshold threshold must be a number >= 0, got {threshold!r}")
+        self.threshold = float(threshold)
+        self.learnable = bool(learnable)
+        self.lam = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.threshold),
+                                   trainable=self.learnable, name="threshold", dtype="float32")
+
+    def current_threshold(self):
+        """The lambda in use, max(lambda, 0), as a float32 scalar tensor."""
+        return tf.maximum(tf.convert_to_tensor(self.lam), 0.0)
+
+    def call(self, inputs):
+        lam = tf.cast(self.current_threshold(), inputs.dtype)
+        return tf.sign(inputs) * tf.nn.relu(tf.abs(inputs) - lam)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"threshold": self.threshold, "learnable": self.learnable})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_sparse_gen")
+class PatchDictionaryDecoder(keras.layers.Layer):
+    """Assembles an image from one sparse code per patch position and a fixed patch dictionary.
+
+    At every position (i, j) of the `[H, W]` grid of codes the patch
+    `Omega s_ij` (p x p x C, centred on pixel (i, j)) is formed, and
+    overlapping patches are averaged: pixel (y, x) is the mean of the patch
+    values of every patch covering it (9 in the interior for p = 3, 6 on an
+    edge, 4 in a corner; parts of border patches that fall outside the image
+    are dropped). The sum of patches is one stride-1 transposed convolution
+    with the dictionary as its kernel ("SAME" padding); the average divides
+    by the overlap count, the same transposed convolution of ones. The output
+    is linear in the codes (the activation, if any, is the caller's).
+
+    The dictionary is a non-trainable weight `[K, p * p * C]` (one unit-norm
+    atom per row, vectorised in (row, column, channel) order, as
+    `tf_sparse_gen.dictionary` produces): it is part of checkpoints and of a
+    SavedModel, and is set with `set_dictionary`. Computed in float32.
+
+    Args:
+        num_atoms: K.
+        patch_size: p (odd, so that a patch has a centre pixel).
+        channels: C of the image.
+        initial_atoms: optional `[K, p * p * C]` array; default random unit-norm
+            atoms (seed 0) until `set_dictionary` is called.
+
+    Call arguments:
+        inputs: codes `[B, H, W, K]`. Returns images `[B, H, W, C]` (float32).
+
+    References:
+        Mahdizadehaghdam, Panahi, Krim. Sparse Generative Adversarial Network.
+        ICCV Workshops 2019, section 4.1 and Fig. 1.
+    """
+
+    def __init__(self, num_atoms: int, patch_size: int = 3, channels: int = 1, initial_atoms=None, **kwargs):
+        super().__init__(**kwargs)
+        if num_atoms < 1 or patch_size < 1 or patch_size % 2 == 0 or channels < 1:
+            raise ValueError(f"PatchDictionaryDecoder needs num_atoms >= 1, an odd patch_size and channels >= 1; "
+                             f"got num_atoms={num_atoms}, patch_size={patch_size}, channels={channels}")
+        self.num_atoms = int(num_atoms)
+        self.patch_size = int(patch_size)
+        self.channels = int(channels)
+        dim = self.patch_size * self.patch_size * self.channels
+        if initial_atoms is None:
+            init = tf.random.stateless_normal([self.num_atoms, dim], seed=[0, 0])
+            init = init / tf.norm(init, axis=1, keepdims=True)
+        else:
+            init = tf.convert_to_tensor(initial_atoms, tf.float32)
+        self.dictionary = self.add_weight(shape=(self.num_atoms, dim), initializer=lambda *a, **k: init,
+                                          trainable=False, name="dictionary", dtype="float32")
+
+    def set_dictionary(self, atoms) -> None:
+        """Replaces the atoms (`[K, p * p * C]`)."""
+        atoms = tf.convert_to_tensor(atoms, tf.float32)
+        if tuple(atoms.shape) != tuple(self.dictionary.shape):
+            raise ValueError(f"dictionary shape {tuple(atoms.shape)} != expected {tuple(self.dictionary.shape)}")
+        self.dictionary.assign(atoms)
+
+    def kernel(self):
+        """The transposed-convolution filter `[p, p, C, K]` holding the atoms."""
+        p = self.patch_size
+        # [K, p*p*C] -> [K, p, p, C] -> [p, p, C, K]
+        atoms = tf.reshape(tf.convert_to_tensor(self.dictionary), [self.num_atoms, p, p, self.channels])
+        return tf.transpose(atoms, [1, 2, 3, 0])
+
+    def overlap_count(self, height, width):
+        """`[1, H, W, 1]` number of patches covering each pixel."""
+        p = self.patch_size
+        ones = tf.ones([1, height, width, 1], tf.float32)
+        return tf.nn.conv2d_transpose(ones, tf.ones([p, p, 1, 1], tf.float32), [1, height, width, 1],
+                                      strides=1, padding="SAME")
+
+    def call(self, inputs):
+        codes = tf.cast(inputs, tf.float32)
+        shape = tf.shape(codes)
+        batch, height, width = shape[0], shape[1], shape[2]
+        # Sum of patches: pixel (i + a - c, j + b - c) += sum_k code[i, j, k] * atom_k[a, b], c = p // 2.
+        summed = tf.nn.conv2d_transpose(codes, self.kernel(), tf.stack([batch, height, width, self.channels]),
+                                        strides=1, padding="SAME")
+        return summed / self.overlap_count(height, width)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_atoms": self.num_atoms, "patch_size": self.patch_size, "channels": self.channels})
+        return config

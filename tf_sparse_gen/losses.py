@@ -73,3 +73,44 @@ def langevin_energy(images, reconstructions, z, sigma: float):
     diff = _f32(images) - _f32(reconstructions)
     rec = tf.reduce_sum(tf.square(diff), axis=[1, 2, 3]) / (2.0 * sigma ** 2)
     return rec + 0.5 * tf.reduce_sum(tf.square(_f32(z)), axis=-1)
+
+
+def minimax_discriminator_loss(real_logits, fake_logits):
+    """L_D = -E[log D(x)] - E[log(1 - D(G(z)))], D = sigmoid(logits).
+
+    The discriminator side of the original GAN value function (Goodfellow et
+    al. 2014), and of SelfExGAN's eqs. (3.4)/(3.5) for D1 (images) and D2
+    (pairs). From logits: -log sigmoid(l) = softplus(-l) and
+    -log(1 - sigmoid(l)) = softplus(l), which is numerically stable. A single
+    logit is equivalent to the thesis' two-way softmax head.
+    """
+    return (tf.reduce_mean(tf.nn.softplus(-_f32(real_logits)))
+            + tf.reduce_mean(tf.nn.softplus(_f32(fake_logits))))
+
+
+def minimax_generator_loss(fake_logits):
+    """L_G = -E[log D(G(z))] (the non-saturating generator loss, from logits).
+
+    Goodfellow et al. 2014, section 3: instead of minimising log(1 - D(G(z)))
+    the generator maximises log D(G(z)); same fixed point, stronger gradients
+    early in training. For SelfExGAN's pair critic the encoder uses the same
+    loss with the roles swapped: E minimises -E[log(1 - D2(x, E(x)))], i.e.
+    `minimax_generator_loss(-real_pair_logits)` (the BiGAN inverted labels).
+    """
+    return tf.reduce_mean(tf.nn.softplus(-_f32(fake_logits)))
+
+
+def batch_kl_to_standard_normal(z, epsilon: float = 1e-8):
+    """KL = mean_i[(sigma_i^2 + mu_i^2) / 2 - log sigma_i - 1/2].
+
+    SelfExGAN's matching loss for the encoder (Liu 2018, eq. 4.5): mu_i and
+    sigma_i are the mean and (population) standard deviation of dimension i of
+    the codes `z` `[B, d]` over the batch, and the term is KL(N(mu_i,
+    sigma_i^2) || N(0, 1)) averaged over the d dimensions. It is 0 exactly when
+    every dimension has batch mean 0 and std 1, positive otherwise. log sigma
+    is computed as log(sigma^2 + epsilon) / 2.
+    """
+    z = _f32(z)
+    mu = tf.reduce_mean(z, axis=0)
+    var = tf.reduce_mean(tf.square(z - mu), axis=0)
+    return tf.reduce_mean(0.5 * (var + tf.square(mu)) - 0.5 * tf.math.log(var + epsilon) - 0.5)

@@ -1,0 +1,202 @@
+"""SelfExGAN: sphere projection, batch KL, D2's pairs, one training step, training + resume."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_sparse_gen import losses
+from tf_sparse_gen.config import ConfigError, get_config
+from tf_sparse_gen.layers import SphereProjection
+from tf_sparse_gen.models import build_model
+
+
+def _tiny(**overrides):
+    base = {"data.dataset": "digits", "train.train_minutes": 0.0}
+    base.update(overrides)
+    return get_config("selfexgan", "tiny", base)
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = build_model(_tiny(), 50, (16, 16, 1))
+    m.compile()
+    return m
+
+
+def _images(n=4, seed=0):
+    return tf.random.stateless_uniform([n, 16, 16, 1], seed=[seed, 1], minval=-1.0, maxval=1.0)
+
+
+# ----------------------------------------------------------------------------- sphere + KL
+
+def test_sphere_projection_puts_every_code_on_the_sphere():
+    z = tf.random.stateless_normal([64, 7], seed=[1, 2]) * tf.constant([[0.01], [100.0]] * 32)
+    out = SphereProjection(radius=3.0, center=0.5)(z).numpy()
+    np.testing.assert_allclose(np.linalg.norm(out - 0.5, axis=-1), 3.0, rtol=1e-5)
+    # Direction kept: the projection moves along the ray from the centre.
+    cos = np.sum((out - 0.5) * (z.numpy() - 0.5), -1) / (3.0 * np.linalg.norm(z.numpy() - 0.5, axis=-1))
+    np.testing.assert_allclose(cos, 1.0, rtol=1e-5)
+    # Default radius sqrt(d), and the layer round-trips its config.
+    layer = SphereProjection()
+    np.testing.assert_allclose(np.linalg.norm(layer(z).numpy(), axis=-1), np.sqrt(7.0), rtol=1e-5)
+    assert SphereProjection.from_config(SphereProjection(2.0, 1.0).get_config()).radius == 2.0
+
+
+def test_encoder_codes_lie_on_the_sphere(model):
+    codes = model.encode(_images(8)).numpy()
+    np.testing.assert_allclose(np.linalg.norm(codes, axis=-1), np.sqrt(model.latent_dim), rtol=1e-5)
+
+
+def test_batch_kl_is_zero_for_standard_batch_statistics_and_positive_otherwise():
+    z = np.random.default_rng(0).normal(size=(256, 6)) * 3.0 + 2.0
+    z = (z - z.mean(0)) / z.std(0)  # exactly mean 0, (population) std 1 per dimension
+    assert abs(float(losses.batch_kl_to_standard_normal(z))) < 1e-6
+    for shifted in (z + 0.5, z * 2.0, z * 0.5, np.concatenate([z[:, :3], z[:, 3:] * 3.0], 1)):
+        assert float(losses.batch_kl_to_standard_normal(shifted)) > 1e-3
+    # Matches the closed form for one dimension with mean m, std s.
+    one = np.array([[-1.0], [3.0]])  # m = 1, s = 2
+    expected = (4.0 + 1.0) / 2.0 - np.log(2.0) - 0.5
+    np.testing.assert_allclose(float(losses.batch_kl_to_standard_normal(one)), expected, rtol=1e-5)
+
+
+def test_minimax_losses_from_logits():
+    big = tf.constant([30.0, 30.0])
+    assert float(losses.minimax_discriminator_loss(big, -big)) < 1e-6
+    np.testing.assert_allclose(float(losses.minimax_discriminator_loss([0.0], [0.0])), 2 * np.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose(float(losses.minimax_generator_loss([0.0])), np.log(2.0), rtol=1e-6)
+    assert float(losses.minimax_generator_loss(big)) < 1e-6
+
+
+# ----------------------------------------------------------------------------- pairs
+
+def test_generator_inputs_are_anchors_then_excited_codes(model):
+    codes = model.encode(_images(8))
+    z = model.generator_inputs(codes, 3).numpy()
+    np.testing.assert_array_equal(z[:3], codes.numpy()[:3])
+    # The others lie near some anchor of the batch (noise 0.5 in 8 dims: distance ~1.4), never on one.
+    d = np.linalg.norm(z[3:, None] - codes.numpy()[None], axis=-1).min(axis=1)
+    assert np.all(d > 1e-3) and np.all(d < 6 * model.hp.excite_noise * np.sqrt(model.latent_dim))
+
+
+def test_d2_pairs_real_first_with_label_one(model):
+    x = _images(4)
+    codes = model.encode(x)
+    z_g = model.generator_inputs(codes, 2)
+    fakes = model.generate(z_g)
+    px, pz, labels = model.d2_pairs(x, codes, fakes, z_g)
+    np.testing.assert_array_equal(labels.numpy(), [1, 1, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(px.numpy()[:4], x.numpy())
+    np.testing.assert_array_equal(pz.numpy()[:4], codes.numpy())
+    np.testing.assert_array_equal(px.numpy()[4:], fakes.numpy())
+    np.testing.assert_array_equal(pz.numpy()[4:], z_g.numpy())
+    real, fake = model.split_by_label(tf.range(8, dtype=tf.float32)[:, None], labels)
+    np.testing.assert_array_equal(real.numpy(), [0, 1, 2, 3])
+    np.testing.assert_array_equal(fake.numpy(), [4, 5, 6, 7])
+
+
+def test_train_step_gives_d2_real_pairs_x_E_x_and_fake_pairs_G_z_z():
+    m = build_model(_tiny(), 50, (16, 16, 1))
+    m.compile()
+    x = _images(4, seed=3)
+    expected_codes = m.encoder(x, training=True).numpy()  # batch-stat BN: same as inside the step
+    seen = []
+    real_pairs = type(m).d2_pairs
+
+    def spy(images, codes, fakes, fake_codes):
+        out = real_pairs(images, codes, fakes, fake_codes)
+        # G's output for the fake codes at the time of the call (G is only updated after both calls).
+        seen.append([t.numpy() for t in out] + [m.generator(fake_codes, training=True).numpy()])
+        return out
+
+    m.d2_pairs = spy
+    m.train_step((tf.range(4, dtype=tf.int64), x))
+    assert len(seen) == 2  # the D2 update and the G/E update
+    px, pz, labels, g_of_z = seen[0]
+    np.testing.assert_array_equal(labels, [1, 1, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_allclose(px[:4], x.numpy())
+    np.testing.assert_allclose(pz[:4], expected_codes, atol=1e-5)
+    # Fake pairs: (G(z), z) with G's inputs, the first A of which are the anchors E(x).
+    a = m.num_anchors(4)
+    np.testing.assert_allclose(pz[4:4 + a], expected_codes[:a], atol=1e-5)
+    # The fake images are G's output for the fake codes.
+    np.testing.assert_allclose(px[4:], g_of_z, atol=1e-5)
+    # The G/E step pairs the same z's with G's images and the real images with E's (new) codes.
+    np.testing.assert_allclose(seen[1][1][4:], pz[4:])
+    np.testing.assert_allclose(seen[1][0][4:], seen[1][3], atol=1e-5)
+    np.testing.assert_allclose(seen[1][0][:4], x.numpy())
+
+
+# ----------------------------------------------------------------------------- training
+
+def _weights(net):
+    return [v.numpy().copy() for v in net.trainable_variables]
+
+
+def test_one_step_updates_d1_d2_g_and_e():
+    m = build_model(_tiny(), 50, (16, 16, 1))
+    m.compile()
+    nets = {"d1": m.d1, "d2": m.d2, "generator": m.generator, "encoder": m.encoder}
+    before = {k: _weights(n) for k, n in nets.items()}
+    logs = m.train_step((tf.range(4, dtype=tf.int64), _images(4, seed=5)))
+    for k, n in nets.items():
+        moved = max(float(np.abs(a - b).max()) for a, b in zip(before[k], _weights(n)))
+        assert moved > 0, f"{k} did not move"
+    for name in ("d1_loss", "d2_loss", "g_loss", "e_loss", "kl", "recon_mse", "g_grad_norm", "e_grad_norm",
+                 "d1_grad_norm", "d2_grad_norm"):
+        assert np.isfinite(float(logs[name])), name
+    assert 0.0 <= float(logs["recon_mse"]) <= 1.0
+
+
+def test_without_d2_the_step_runs_and_has_no_pair_critic():
+    m = build_model(_tiny(**{"selfexgan.d2": False}), 50, (16, 16, 1))
+    m.compile()
+    assert m.d2 is None
+    before = _weights(m.encoder)
+    logs = m.train_step((tf.range(4, dtype=tf.int64), _images(4)))
+    assert "d2_loss" not in logs
+    assert max(float(np.abs(a - b).max()) for a, b in zip(before, _weights(m.encoder))) > 0  # KL moves E
+
+
+def test_config_tables_and_validation():
+    c = get_config("selfexgan", "paper", {"data.channels": 3})
+    hp = c.selfexgan.resolved(32, 3)
+    assert hp.z_dim == 128 and hp.e_kernel == 5 and hp.d2_joint_widths == (256, 512, 256, 128, 64)
+    hp = get_config("selfexgan", "paper").selfexgan.resolved(32, 1)
+    assert (hp.z_dim, hp.g_widths, hp.d2_x_widths, hp.lr, hp.beta1, hp.beta2) == (64, (128, 64), (1024, 256),
+                                                                                 1e-3, 0.9, 0.99)
+    assert get_config("selfexgan", "paper", {"data.image_size": 64, "data.channels": 3}).selfexgan.resolved(
+        64, 3).d2_x_convs == (64, 64, 128)
+    with pytest.raises(ConfigError, match="g_widths"):
+        _tiny(**{"selfexgan.g_widths": [8, 8]})
+    with pytest.raises(ConfigError, match="anchor_fraction"):
+        _tiny(**{"selfexgan.anchor_fraction": 1.5})
+    with pytest.raises(ConfigError, match="arch"):
+        _tiny(**{"selfexgan.arch": "table9"})
+
+
+def test_train_resume_and_reload(tmp_path):
+    from tf_sparse_gen import trainer
+    from tf_sparse_gen.runs import load_trained_model
+
+    model_dir = str(tmp_path / "run")
+    first = trainer.train(_tiny(), model_dir, log=lambda s: None)
+    assert first["final_step"] == 4 and not first["resumed"]
+    second = trainer.train(_tiny(**{"train.train_steps": 6}), model_dir, log=lambda s: None)
+    assert second["resumed"] and second["start_step"] == 4 and second["final_step"] == 6
+    assert os.path.exists(second["samples"]["samples"])
+    # Every variable of the four networks is in the checkpoint (not only the directly held layers).
+    keys = {k for k, _ in tf.train.list_variables(second["checkpoint"])}
+    loaded = load_trained_model(model_dir)
+    for net in ("encoder", "generator", "d1", "d2"):
+        n = sum(1 for k in keys if k.startswith(f"model/{net}/") and "OPTIMIZER_SLOT" not in k)
+        assert n == len(getattr(loaded.model, net).weights), net
+    assert loaded.step == 6
+    with open(os.path.join(model_dir, "config.json")) as f:
+        assert json.load(f)["model"] == "selfexgan"
+    # The reloaded model is the trained one: its encoder matches the checkpointed weights.
+    reader = tf.train.load_checkpoint(second["checkpoint"])
+    np.testing.assert_array_equal(reader.get_tensor("model/encoder/fc/_kernel/.ATTRIBUTES/VARIABLE_VALUE"),
+                                  loaded.model.encoder.fc.kernel.numpy())

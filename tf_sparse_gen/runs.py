@@ -1,0 +1,116 @@
+"""Loading trained runs from a `model_dir` (config.json + checkpoints/) for inference.
+
+`load_trained_model(model_dir)` rebuilds the model of the stored config and
+restores its latest (or a given) checkpoint; no optimizer is built, so the
+checkpoint's optimizer slots are ignored (`expect_partial`). The size of the
+training split (`num_examples`) is read from the checkpoint's per-example
+variables (e.g. the AND-OR model's persistent latents) instead of loading the
+dataset; a family without per-example state does not depend on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Optional
+
+import tensorflow as tf
+
+from tf_sparse_gen.config import Config, ConfigError
+from tf_sparse_gen.models import build_model
+
+_DIRECT_VARIABLE = re.compile(r"^model/([^/]+)/\.ATTRIBUTES/VARIABLE_VALUE$")
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A restored run: the model (not compiled), its config, step and checkpoint path."""
+
+    model: object
+    config: Config
+    step: int
+    checkpoint: str
+    model_dir: str
+
+
+def read_config(model_dir: str) -> Config:
+    """The resolved config stored in `model_dir/config.json`."""
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.exists(path):
+        raise ConfigError(f"{model_dir} has no config.json: not a tf_sparse_gen run directory")
+    with open(path) as f:
+        return Config.from_json(f.read())
+
+
+def latest_checkpoint(model_dir: str) -> str:
+    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    if path is None:
+        raise ConfigError(f"{model_dir}/checkpoints holds no checkpoint; train the run first")
+    return path
+
+
+def num_examples_from_checkpoint(config: Config, checkpoint: str, image_shape) -> int:
+    """`num_examples` of the run, from the leading dimension of its per-example variables.
+
+    A model built with num_examples=1 is compared with the checkpoint: a direct
+    variable attribute of the model whose first dimension is 1 here and N in
+    the checkpoint (other dimensions equal) is per-example state, so the run
+    had N examples. Returns 1 when the model has no per-example variables.
+    """
+    probe = build_model(config, 1, image_shape)
+    for key, shape in tf.train.list_variables(checkpoint):
+        match = _DIRECT_VARIABLE.match(key)
+        if not match or not shape:
+            continue
+        var = getattr(probe, match.group(1), None)
+        if isinstance(var, tf.Variable) and var.shape.rank == len(shape) and var.shape[0] == 1 \
+                and shape[0] != 1 and list(var.shape[1:]) == list(shape[1:]):
+            return int(shape[0])
+    return 1
+
+
+def _check_weights_restored(status, model, checkpoint: str, model_dir: str) -> None:
+    """Raises unless every trainable variable of `model` got a value from the checkpoint.
+
+    Bookkeeping variables added to the model after the checkpoint was written
+    (counters, flags) may be missing; network weights may not.
+    """
+    try:
+        status.assert_existing_objects_matched()
+        return
+    except AssertionError as e:
+        error = e
+    restored = getattr(getattr(status, "_checkpoint", None), "object_by_proto_id", None)
+    if restored is None:  # private TF structure changed: fall back to the strict check
+        raise ConfigError(f"{checkpoint} does not match the model of {model_dir}/config.json: {error}")
+    restored_ids = {id(obj) for obj in restored.values()}
+    missing = [v.path if hasattr(v, "path") else v.name for v in model.trainable_variables
+               if id(v) not in restored_ids]
+    if missing:
+        raise ConfigError(f"{checkpoint} does not match the model of {model_dir}/config.json: "
+                          f"{len(missing)} weight(s) have no value in it, e.g. {missing[:5]}")
+
+
+def load_trained_model(model_dir: str, checkpoint: Optional[str] = None) -> TrainedModel:
+    """Rebuilds the model stored in `model_dir` and restores its weights.
+
+    Args:
+        model_dir: a run directory written by `trainer.train`.
+        checkpoint: a checkpoint prefix; default the latest in `model_dir/checkpoints`.
+
+    Raises:
+        ConfigError: no config.json or no checkpoint, or the checkpoint does
+            not fit the stored config.
+    """
+    model_dir = os.path.abspath(os.path.expanduser(model_dir))
+    config = read_config(model_dir)
+    checkpoint = checkpoint or latest_checkpoint(model_dir)
+    image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
+    num_examples = num_examples_from_checkpoint(config, checkpoint, image_shape)
+    model = build_model(config, num_examples, image_shape)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    status = tf.train.Checkpoint(step=step, model=model).restore(checkpoint).expect_partial()
+    _check_weights_restored(status, model, checkpoint, model_dir)
+    return TrainedModel(model=model, config=config, step=int(step.numpy()), checkpoint=checkpoint,
+                        model_dir=model_dir)
