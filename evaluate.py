@@ -17,7 +17,7 @@ flags.DEFINE_string("model_dir", None, "Run directory written by train.py.", req
 flags.DEFINE_string("dataset", None, "Reference dataset (default: the run's).")
 flags.DEFINE_string("split", "test", "Reference split.")
 flags.DEFINE_integer("num_samples", None, "Generated samples / reconstructed images (default: the split size).")
-flags.DEFINE_list("metrics", "fd,kid,is,mse,ncc,sparsity", "Metrics to compute.")
+flags.DEFINE_list("metrics", "fd,kid,is,mse,ncc,sparsity", "Metrics to compute; add purity for shapes runs.")
 flags.DEFINE_enum("feature_net", "fmnist", ["fmnist", "inception"], "Feature network of fd/kid/is.")
 flags.DEFINE_string("inception_weights", None, "InceptionV3 weights file (default: the Keras cache).")
 flags.DEFINE_integer("batch_size", 100, "Evaluation batch size.")

@@ -27,10 +27,12 @@ import numpy as np
 import tensorflow as tf
 
 from tf_sparse_gen import images as image_lib
-from tf_sparse_gen.data import load_dataset
+from tf_sparse_gen.config import ConfigError
+from tf_sparse_gen.data import DatasetError, load_dataset
 from tf_sparse_gen.runs import load_trained_model
 
-ALL_METRICS = ("fd", "kid", "is", "mse", "ncc", "sparsity")
+ALL_METRICS = ("fd", "kid", "is", "mse", "ncc", "sparsity", "purity")
+DEFAULT_METRICS = ("fd", "kid", "is", "mse", "ncc", "sparsity")
 
 
 class _Progress:
@@ -56,10 +58,10 @@ class _Progress:
         return self.done / max(time.monotonic() - self.start, 1e-9)
 
 
-def evaluate(model_dir: str, metrics: Sequence[str] = ALL_METRICS, dataset: Optional[str] = None,
+def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: Optional[str] = None,
              split: str = "test", num_samples: Optional[int] = None, feature_net: str = "fmnist",
              inception_weights: Optional[str] = None, batch_size: int = 100, ncc_latents: int = 8,
-             ncc_images: int = 1000, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+             ncc_images: int = 1000, purity_scenes: int = 100, seed: int = 0, log: Callable[[str], None] = print) -> dict:
     """Evaluates the latest checkpoint of `model_dir`; writes eval/metrics.json and eval/report.html.
 
     Args:
@@ -72,6 +74,7 @@ def evaluate(model_dir: str, metrics: Sequence[str] = ALL_METRICS, dataset: Opti
         feature_net: "fmnist" or "inception".
         ncc_latents / ncc_images: latents whose mid-layer bases are matched, and
             training images they are matched against.
+        purity_scenes: held-out scenes of the part-purity metric (`shapes` only).
     """
     unknown = set(metrics) - set(ALL_METRICS)
     if unknown:
@@ -84,6 +87,11 @@ def evaluate(model_dir: str, metrics: Sequence[str] = ALL_METRICS, dataset: Opti
                        data_dir=config.data.data_dir, seed=config.train.seed,
                        shapes_num_examples=config.data.shapes_num_examples)
     n = ref.num_examples if num_samples is None else min(int(num_samples), ref.num_examples)
+    if "purity" in metrics:  # checked before any work
+        if ref.part_maps is None:
+            raise DatasetError(f"purity needs ground-truth part maps, which {dataset} lacks; use --dataset=shapes")
+        if not hasattr(getattr(model, "generator", None), "layer_stages"):
+            raise ConfigError(f"purity is defined for the sparse AND-OR generator, not --model={config.model}")
     out_dir = os.path.join(trained.model_dir, "eval")
     os.makedirs(out_dir, exist_ok=True)
     where = {"dataset": dataset, "split": split}
@@ -168,6 +176,23 @@ def evaluate(model_dir: str, metrics: Sequence[str] = ALL_METRICS, dataset: Opti
                               "num_latents": ncc_latents, "num_images": train.num_examples,
                               "dataset": dataset, "split": "train"}
 
+    purity = None
+    if "purity" in metrics:
+        from tf_sparse_gen.metrics import purity as purity_lib
+
+        m = min(n, purity_scenes)
+        t0 = time.monotonic()
+        purity = purity_lib.model_part_purity(model, ref.take_images(m), ref.part_maps[:m], ref.part_names, log=log)
+        timing["purity_seconds"] = time.monotonic() - t0
+        for layer, r in purity.items():
+            results[f"purity_{layer}"] = {"value": r["purity"], "num_scenes": m, "num_channels": r["num_channels"],
+                                          "parts_per_channel": r["parts_per_channel"], **where}
+            figures[f"purity {layer}: channel x part shares"] = purity_lib.confusion_heatmap(
+                r, os.path.join(out_dir, f"purity_confusion_{layer}.png"))
+            figures[f"purity {layer}: strongest basis | dominant part mask, per frequent channel"] = \
+                purity_lib.channel_part_figure(model, ref.part_maps, r, os.path.join(out_dir, f"purity_parts_{layer}.png"),
+                                               ref.part_names)
+
     samples = model.generate(zs[:64]).numpy()
     figures = {"samples": image_lib.save_png(image_lib.image_grid(samples, ncol=8),
                                              os.path.join(out_dir, "samples.png"), scale=3), **figures}
@@ -176,6 +201,8 @@ def evaluate(model_dir: str, metrics: Sequence[str] = ALL_METRICS, dataset: Opti
     report = {"model_dir": trained.model_dir, "model": config.model, "preset": config.preset,
               "step": trained.step, "checkpoint": trained.checkpoint, "reference": where,
               "num_samples": n, "metrics": results, "timing": timing,
+              "purity_details": {k: {kk: vv for kk, vv in v.items() if kk != "channels"} for k, v in purity.items()}
+              if purity else None,
               "figures": {k: os.path.relpath(v, out_dir) for k, v in figures.items()}}
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(report, f, indent=2)

@@ -1,0 +1,87 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tf_sparse_gen import evaluation, interpret, trainer
+from tf_sparse_gen.metrics.purity import PurityAccumulator, model_part_purity
+
+PARTS = ["background", "a", "b", "c"]
+
+
+def _part_map():
+    m = np.zeros((8, 8), np.uint8)
+    m[:4, :4], m[:4, 4:], m[4:, :4] = 1, 2, 3  # background in the last quadrant
+    return m
+
+
+def test_planted_bases_that_are_exactly_one_part_give_purity_one():
+    part_map = _part_map()
+    acc = PurityAccumulator(PARTS)
+    for c in range(4):  # channel c always paints part c (channel 0 paints the background)
+        bases = np.stack([(part_map == c).astype(np.float32)[..., None] * s for s in (0.5, 2.0, -1.0)])
+        acc.add("layer", [c, c, c], bases, part_map)
+    r = acc.result()["layer"]
+    assert r["purity"] == pytest.approx(1.0)
+    assert r["parts_per_channel"] == pytest.approx(1.0)
+    assert r["channels_per_part"] == {"background": 1, "a": 1, "b": 1, "c": 1}
+
+
+def test_bases_covering_all_parts_equally_give_one_over_the_part_count():
+    part_map = _part_map()
+    acc = PurityAccumulator(PARTS)
+    everywhere = np.ones((2, 8, 8, 1), np.float32)
+    for c in range(5):
+        acc.add("layer", [c, c], everywhere, part_map)
+    r = acc.result()["layer"]
+    assert r["purity"] == pytest.approx(1.0 / len(PARTS))
+    assert r["parts_per_channel"] == pytest.approx(len(PARTS))
+
+
+def test_purity_is_weighted_by_firing_counts_and_uses_the_support_threshold():
+    part_map = _part_map()
+    acc = PurityAccumulator(PARTS, support_fraction=0.5)
+    pure = (part_map == 1).astype(np.float32)[None, ..., None]
+    weak_elsewhere = pure + 0.4 * (part_map != 1)[None, ..., None]  # below half the peak: not support
+    acc.add("l", [0, 0, 0], np.concatenate([pure, pure, weak_elsewhere]), part_map)
+    acc.add("l", [1], np.ones((1, 8, 8, 1), np.float32), part_map)
+    r = acc.result()["l"]
+    assert r["channels"][0]["purity"] == pytest.approx(1.0)
+    assert r["purity"] == pytest.approx((3 * 1.0 + 1 * 0.25) / 4)
+
+
+def test_model_purity_uses_the_interpret_basis_functions(tiny_andor, monkeypatch):
+    from tf_sparse_gen.data import load_dataset
+    from tf_sparse_gen.models import build_model
+
+    config = tiny_andor(**{"data.dataset": "shapes", "data.channels": 3, "andor.block_ks": [0.25, 0.25]})
+    model = build_model(config, 10)
+    src = load_dataset("shapes", "test", 16, 3, shapes_num_examples=20)
+    calls = []
+    original = interpret.basis_functions
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(interpret, "basis_functions", spy)
+    result = model_part_purity(model, src.take_images(3), src.part_maps[:3], src.part_names)
+    assert calls and set(result) == {"fc_4x4", "block0_8x8", "block1_16x16"}
+    for r in result.values():
+        assert 1.0 / len(src.part_names) <= r["purity"] <= 1.0
+
+
+def test_evaluate_reports_purity_on_shapes_and_refuses_it_elsewhere(tiny_andor, tmp_path):
+    config = tiny_andor(**{"data.dataset": "shapes", "data.channels": 3, "data.shapes_num_examples": 40,
+                           "train.train_steps": 2, "andor.block_ks": [0.25, 0.25]})
+    model_dir = str(tmp_path / "run")
+    trainer.train(config, model_dir, log=lambda s: None)
+    report = evaluation.evaluate(model_dir, metrics=["purity"], num_samples=4, log=lambda s: None)
+    assert {"purity_fc_4x4", "purity_block0_8x8", "purity_block1_16x16"} <= set(report["metrics"])
+    for rel in report["figures"].values():
+        assert os.path.exists(os.path.join(model_dir, "eval", rel))
+    saved = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
+    assert saved["purity_details"]["block0_8x8"]["confusion"]["parts"][0] == "background"
+    from tf_sparse_gen.data import DatasetError
+    with pytest.raises(DatasetError, match="--dataset=shapes"):
+        evaluation.evaluate(model_dir, metrics=["purity"], dataset="digits", log=lambda s: None)
