@@ -154,3 +154,32 @@ def test_checkpoint_restores_every_variable_without_optimizers(tiny_andor, tmp_p
     assert len(bare.weights) == len(model.weights)
     for a, b in zip(model.weights, bare.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+@pytest.fixture
+def float32_policy_after():
+    import keras
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("precision,dtype", [("bf16", "bfloat16"), ("fp16", "float16")])
+def test_mixed_precision_trains_with_float32_outputs_and_loss_scaling(tiny_andor, tmp_path, precision, dtype,
+                                                                      float32_policy_after):
+    import keras
+
+    config = tiny_andor(**{"train.train_steps": 2, "train.mixed_precision": precision})
+    trainer.setup_runtime(config)
+    model = make_model(config)
+    assert model.generator.compute_dtype == dtype
+    images_out = model.generate(tf.zeros([2, config.andor.z_dim]))
+    assert images_out.dtype == tf.float32
+    assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "fp16")
+    before = [v.numpy().copy() for v in model.generator.trainable_variables]
+    logs = model.train_step(batch_of(4))
+    assert all(np.isfinite(float(v)) for k, v in logs.items())
+    moved = [not np.array_equal(a, b.numpy()) for a, b in zip(before, model.generator.trainable_variables)]
+    if precision == "bf16":
+        assert all(moved)
+    summary = trainer.train(config, str(tmp_path / "run"), log=lambda s: None)
+    assert summary["final_step"] == 2

@@ -122,8 +122,32 @@ class GenerativeModel(keras.Model):
             finite = tf.math.is_finite(value)
             trackers[name].update_state(tf.where(finite, value, 0.0), sample_weight=tf.cast(finite, tf.float32))
 
+    def guarded_update(self, name: str, tape, optimizer, loss, variables, checks: Dict[str, tf.Tensor]):
+        """Differentiates `loss` (loss-scaled under mixed_float16) and applies the update if finite.
+
+        Records `checks[name]`; returns the unscaled gradients (for norms).
+        With a `LossScaleOptimizer` the optimizer itself skips non-finite
+        gradients and lowers its scale, so only a non-finite loss counts as
+        divergence; otherwise a non-finite loss or gradient skips the update.
+        """
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            # Seeding back-propagation with the scale is the gradient of scale * loss.
+            grads = tape.gradient(loss, variables, output_gradients=tf.cast(optimizer.dynamic_scale, loss.dtype))
+            checks[name] = self.all_finite(loss)
+            optimizer.apply(grads, variables)
+            scale = tf.cast(optimizer.dynamic_scale, tf.float32)
+            return [None if g is None else tf.cast(g, tf.float32) / scale for g in grads]
+        grads = tape.gradient(loss, variables)
+        checks[name] = self.all_finite(loss, *grads)
+        self.apply_if(checks[name], optimizer, grads, variables)
+        return grads
+
     @staticmethod
     def _build_optimizer(optimizer, variables):
+        """Builds `optimizer` for `variables`, wrapped in a LossScaleOptimizer under mixed_float16."""
+        if (keras.mixed_precision.global_policy().name == "mixed_float16"
+                and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(variables)
         return optimizer
 

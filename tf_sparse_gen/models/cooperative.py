@@ -197,10 +197,8 @@ class CooperativeAndOrModel(GenerativeModel):
                     gp = losses.wasserstein_gradient_penalty(self.critic, images, fakes, eps)
                     logs["gradient_penalty"] = gp
                     c_loss = c_loss + a.gp_weight * gp
-            c_vars = self.critic.trainable_variables
-            c_grads = tape.gradient(c_loss, c_vars)
-            checks["critic_loss"] = self.all_finite(c_loss, *c_grads)
-            self.apply_if(checks["critic_loss"], self.c_optimizer, c_grads, c_vars)
+            c_grads = self.guarded_update("critic_loss", tape, self.c_optimizer, c_loss,
+                                          self.critic.trainable_variables, checks)
             logs.update(critic_loss=c_loss, critic_real=tf.reduce_mean(real_scores),
                         critic_fake=tf.reduce_mean(fake_scores), c_grad_norm=tf.linalg.global_norm(c_grads))
 
@@ -220,10 +218,8 @@ class CooperativeAndOrModel(GenerativeModel):
                 critic_term = losses.wasserstein_generator_loss(self.critic(self.generator(z_hat)))
                 logs["gen_critic_term"] = critic_term
                 g_loss = g_loss + a.critic_weight * critic_term
-        g_vars = self.generator.trainable_variables
-        g_grads = tape.gradient(g_loss, g_vars)
-        checks["generator_loss"] = self.all_finite(g_loss, *g_grads)
-        self.apply_if(checks["generator_loss"], self.g_optimizer, g_grads, g_vars)
+        g_grads = self.guarded_update("generator_loss", tape, self.g_optimizer, g_loss,
+                                      self.generator.trainable_variables, checks)
         self.note_finite(checks)
 
         logs.update(recon_loss=recon_loss, mse_before_langevin=mse_before, mse_after_langevin=mse_after,
