@@ -1,5 +1,6 @@
 """SelfExGAN: sphere projection, batch KL, D2's pairs, one training step, training + resume."""
 
+import dataclasses
 import json
 import os
 
@@ -200,3 +201,48 @@ def test_train_resume_and_reload(tmp_path):
     reader = tf.train.load_checkpoint(second["checkpoint"])
     np.testing.assert_array_equal(reader.get_tensor("model/encoder/fc/_kernel/.ATTRIBUTES/VARIABLE_VALUE"),
                                   loaded.model.encoder.fc.kernel.numpy())
+
+
+def test_nan_batch_skips_every_update_and_counts_the_streak():
+    m = build_model(_tiny(), 50, (16, 16, 1))
+    m.compile()
+    nets = {"d1": m.d1, "d2": m.d2, "generator": m.generator, "encoder": m.encoder}
+    step = tf.function(m.train_step)
+    good = (tf.range(4, dtype=tf.int64), _images(4, seed=5))
+    bad = (tf.range(4, dtype=tf.int64), tf.fill([4, 16, 16, 1], float("nan")))
+    step(good)  # builds everything; the streak stays 0 on a finite step
+    assert int(m.nonfinite_streak.numpy()) == 0
+    before = {k: _weights(n) for k, n in nets.items()}
+    stats_before = [v.numpy().copy() for v in m.moving_statistics()]
+    assert stats_before  # BatchNorm moving statistics exist
+    for expected_streak in (1, 2):
+        logs = step(bad)
+        for k, n in nets.items():
+            for a, b in zip(before[k], _weights(n)):
+                np.testing.assert_array_equal(a, b, err_msg=f"{k} changed on a NaN batch")
+        # The moving statistics the NaN forward passes wrote are put back.
+        for a, v in zip(stats_before, m.moving_statistics()):
+            np.testing.assert_array_equal(a, v.numpy())
+        assert int(m.nonfinite_streak.numpy()) == expected_streak
+        assert m.last_nonfinite.numpy().decode() == "d1_loss"  # the first update of the step
+        # Trackers leave the non-finite values out (the good step's values remain).
+        assert np.isfinite(float(logs["d1_loss"])) and np.isfinite(float(logs["e_loss"]))
+    logs = step(good)
+    assert int(m.nonfinite_streak.numpy()) == 0
+    for k, n in nets.items():
+        moved = max(float(np.abs(a - b).max()) for a, b in zip(before[k], _weights(n)))
+        assert moved > 0, f"{k} did not move on the good step after the bad ones"
+    assert np.all(np.isfinite(m.generate(tf.zeros([2, m.latent_dim])).numpy()))
+
+
+def test_a_non_finite_loss_of_one_network_skips_only_that_update():
+    m = build_model(_tiny(), 50, (16, 16, 1))
+    m.compile()
+    m.hp = dataclasses.replace(m.hp, kl_weight=float("inf"))  # e_loss = inf * KL > 0
+    before = {k: _weights(n) for k, n in {"encoder": m.encoder, "generator": m.generator}.items()}
+    m.train_step((tf.range(4, dtype=tf.int64), _images(4, seed=6)))
+    assert int(m.nonfinite_streak.numpy()) == 1
+    assert m.last_nonfinite.numpy().decode() == "e_loss"
+    for a, b in zip(before["encoder"], _weights(m.encoder)):
+        np.testing.assert_array_equal(a, b)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(before["generator"], _weights(m.generator))) > 0

@@ -34,6 +34,18 @@ G(E(x)) is tracked only as a diagnostic, on the [0, 1] scale.
 
 With `d2=False` (ablation) steps 3 and the D2 terms of 4-5 are dropped, so E
 learns from the KL term alone.
+
+Divergence guard (see `GenerativeModel`): each of the four updates is applied
+only when that network's loss and gradients are finite (`guarded_update`, which
+also handles loss scaling under mixed_float16); the step records
+d1_loss / d2_loss / g_loss / e_loss with `note_finite`, and non-finite values
+are left out of the trackers. The forward passes of a bad step still write the
+BatchNorm moving statistics (NaN, or finite garbage where a ReLU turned NaNs
+into zeros); when any check of the step fails (or a statistic became
+non-finite) they are put back to their values before the step, so one bad
+batch cannot poison inference (`training=False`) for the rest of the run.
+On a partly bad step (say only e_loss non-finite) the finite networks' updates
+are still applied; only the statistics are rolled back.
 """
 
 from __future__ import annotations
@@ -140,6 +152,15 @@ class SelfExGAN(GenerativeModel):
         real = labels > 0.5
         return tf.boolean_mask(logits, real), tf.boolean_mask(logits, tf.logical_not(real))
 
+    def networks(self):
+        """E, G, D1 and (when present) D2."""
+        return [n for n in (self.encoder, self.generator, self.d1, self.d2) if n is not None]
+
+    def moving_statistics(self):
+        """The floating-point non-trainable variables of the networks (BatchNorm moving mean/variance)."""
+        return [v for net in self.networks() for v in net.non_trainable_variables
+                if "float" in str(getattr(v.dtype, "name", v.dtype))]
+
     # ------------------------------------------------------------------ training
     def train_step(self, data):
         images = tf.cast(data[1], tf.float32)
@@ -149,6 +170,10 @@ class SelfExGAN(GenerativeModel):
             raise ValueError("SelfExGAN.train_step needs a static batch size (drop_remainder=True)")
         num_anchors = self.num_anchors(batch)
         logs: Dict[str, tf.Tensor] = {}
+        checks: Dict[str, tf.Tensor] = {}
+        # BatchNorm moving statistics before the step (restored below if the step is not finite).
+        stats = self.moving_statistics()
+        stats_before = [tf.identity(v.value) for v in stats]
 
         # 1. Codes and G's inputs; the fakes the critics are trained on.
         codes = self.encoder(images, training=True)
@@ -160,9 +185,8 @@ class SelfExGAN(GenerativeModel):
             d1_real = self.d1(images, training=True)
             d1_fake = self.d1(fakes, training=True)
             d1_loss = losses.minimax_discriminator_loss(d1_real, d1_fake)
-        d1_vars = self.d1.trainable_variables
-        d1_grads = tape.gradient(d1_loss, d1_vars)
-        self.d1_optimizer.apply(d1_grads, d1_vars)
+        d1_grads = self.guarded_update("d1_loss", tape, self.d1_optimizer, d1_loss, self.d1.trainable_variables,
+                                       checks)
         logs.update(d1_loss=d1_loss, d1_real=tf.reduce_mean(tf.sigmoid(d1_real)),
                     d1_fake=tf.reduce_mean(tf.sigmoid(d1_fake)), d1_grad_norm=tf.linalg.global_norm(d1_grads))
 
@@ -172,9 +196,8 @@ class SelfExGAN(GenerativeModel):
             with tf.GradientTape() as tape:
                 real_logits, fake_logits = self.split_by_label(self.d2((pair_x, pair_z), training=True), labels)
                 d2_loss = losses.minimax_discriminator_loss(real_logits, fake_logits)
-            d2_vars = self.d2.trainable_variables
-            d2_grads = tape.gradient(d2_loss, d2_vars)
-            self.d2_optimizer.apply(d2_grads, d2_vars)
+            d2_grads = self.guarded_update("d2_loss", tape, self.d2_optimizer, d2_loss,
+                                           self.d2.trainable_variables, checks)
             logs.update(d2_loss=d2_loss, d2_real=tf.reduce_mean(tf.sigmoid(real_logits)),
                         d2_fake=tf.reduce_mean(tf.sigmoid(fake_logits)),
                         d2_grad_norm=tf.linalg.global_norm(d2_grads))
@@ -196,12 +219,15 @@ class SelfExGAN(GenerativeModel):
                 g_loss = g_loss + g_d2
                 e_loss = e_loss + e_d2
                 logs.update(g_d2_term=g_d2, e_d2_term=e_d2)
-        g_vars = self.generator.trainable_variables
-        e_vars = self.encoder.trainable_variables
-        g_grads = g_tape.gradient(g_loss, g_vars)
-        e_grads = e_tape.gradient(e_loss, e_vars)
-        self.g_optimizer.apply(g_grads, g_vars)
-        self.e_optimizer.apply(e_grads, e_vars)
+        g_grads = self.guarded_update("g_loss", g_tape, self.g_optimizer, g_loss,
+                                      self.generator.trainable_variables, checks)
+        e_grads = self.guarded_update("e_loss", e_tape, self.e_optimizer, e_loss,
+                                      self.encoder.trainable_variables, checks)
+        step_ok = self.note_finite(checks)
+        # A bad step's forward passes have written the moving statistics too (NaN, or finite garbage
+        # where a ReLU swallowed the NaNs): put them back, as well as any that became non-finite.
+        for v, old in zip(stats, stats_before):
+            v.assign(tf.where(tf.logical_and(step_ok, self.all_finite(v.value)), v.value, old))
 
         # Diagnostic (not a loss): per-pixel MSE of G(E(x)) on the [0, 1] scale.
         if num_anchors > 0:
@@ -213,6 +239,5 @@ class SelfExGAN(GenerativeModel):
         logs.update(g_loss=g_loss, g_d1_term=g_d1, e_loss=e_loss, kl=kl, recon_mse=recon_mse,
                     latent_norm=tf.reduce_mean(tf.norm(tf.cast(codes, tf.float32), axis=-1)),
                     g_grad_norm=tf.linalg.global_norm(g_grads), e_grad_norm=tf.linalg.global_norm(e_grads))
-        for name, value in logs.items():
-            self.trackers[name].update_state(value)
+        self.update_trackers(self.trackers, logs)
         return {m.name: m.result() for m in self.metrics}
