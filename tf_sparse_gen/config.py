@@ -577,11 +577,12 @@ def _spgan_preset(preset: str) -> dict:
                 "spgan.critic_widths": [8, 16], "spgan.n_critic": 2, "spgan.infer_steps": 5}
     if preset == "small":
         # 32x32 gray Fashion-MNIST on a CPU: 4x4x128 -> 8x8x64 -> 16x16x32 -> 32x32x100 codes.
+        # n_critic = 3 (not WGAN-GP's 5) buys ~1.5x more generator steps per minute on 2 cores.
         return {"train.batch_size": 64, "train.log_every": 25, "train.sample_every": 200,
                 "train.checkpoint_every": 200,
                 "spgan.z_dim": 64, "spgan.base_channels": 128, "spgan.critic_widths": [32, 64, 128],
-                "spgan.encoder_widths": [16, 32, 64], "spgan.n_critic": 5, "spgan.lr": 2e-4,
-                "spgan.e_lr": 2e-4}
+                "spgan.encoder_widths": [16, 32, 64], "spgan.n_critic": 3, "spgan.lr": 2e-4,
+                "spgan.e_lr": 2e-4, "spgan.dict_patches": 50000}
     # CelebA 64x64 (section 5.2): z = 256, FC to 4x4x2048, four stride-2 deconvs
     # 2048 -> 1024 -> 512 -> 100 codes, a 27 x 100 dictionary (3x3x3 patches).
     return {"data.image_size": 64, "data.channels": 3,

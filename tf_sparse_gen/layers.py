@@ -267,6 +267,8 @@ class PatchDictionaryDecoder(keras.layers.Layer):
     """
 
     def __init__(self, num_atoms: int, patch_size: int = 3, channels: int = 1, initial_atoms=None, **kwargs):
+        # float32 whatever the global mixed-precision policy: the atoms and the average stay exact.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if num_atoms < 1 or patch_size < 1 or patch_size % 2 == 0 or channels < 1:
             raise ValueError(f"PatchDictionaryDecoder needs num_atoms >= 1, an odd patch_size and channels >= 1; "
