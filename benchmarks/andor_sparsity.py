@@ -1,4 +1,4 @@
-"""Sparse vs dense AND-OR generator on real Fashion-MNIST 32x32 at the same budget.
+"""Sparse vs dense AND-OR generator at the same budget (Fashion-MNIST 32x32 by default).
 
 Trains the `small` preset twice (sparsity on / off) for the same number of
 steps, evaluates both (fd_fmnist, kid_fmnist, is_fmnist, test-split
@@ -9,7 +9,9 @@ process (alternating rounds, so both variants see the same machine load).
 Writes `<out>/results.json`, `<out>/results.md` and per-variant pictures
 (samples, reconstructions, mid-layer basis functions, an AND-OR tree).
 
-  .venv/bin/python benchmarks/andor_sparsity.py --steps=600 --num_samples=2000
+  .venv/bin/python benchmarks/andor_sparsity.py --steps=800 --num_samples=2000
+  .venv/bin/python benchmarks/andor_sparsity.py --dataset=shapes --channels=3 \
+      --metrics=fd,kid,mse,ncc,sparsity,purity --num_samples=1000     # issue: part purity
 """
 
 from __future__ import annotations
@@ -29,20 +31,23 @@ flags.DEFINE_integer("steps", 600, "Training steps per variant (batch 64).")
 flags.DEFINE_integer("num_samples", 2000, "Samples / test images per evaluation.")
 flags.DEFINE_integer("throughput_rounds", 3, "Alternating timing rounds.")
 flags.DEFINE_integer("timed_steps", 10, "Steps per timing round.")
-flags.DEFINE_string("runs_dir", "benchmarks/out/andor_sparsity", "Where the runs go (not committed).")
-flags.DEFINE_string("out", "benchmarks/results/andor_sparsity", "Where results and pictures go.")
+flags.DEFINE_string("dataset", "fashion_mnist", "Training and reference dataset.")
+flags.DEFINE_integer("channels", 1, "Image channels.")
+flags.DEFINE_list("metrics", "fd,kid,is,mse,ncc,sparsity", "Metrics of evaluate().")
+flags.DEFINE_string("runs_dir", None, "Where the runs go (not committed); default benchmarks/out/andor_<dataset>.")
+flags.DEFINE_string("out", None, "Where results and pictures go; default benchmarks/results/andor_<dataset>.")
 
 VARIANTS = {"sparse": {"andor.sparsity": True}, "dense": {"andor.sparsity": False}}
 
 
-def throughput(configs, rounds, timed_steps):
+def throughput(configs, rounds, timed_steps, dataset, channels):
     """Images/s of the training step and of Langevin inference, alternating between variants."""
     import tensorflow as tf
 
     from tf_sparse_gen.data import load_dataset
     from tf_sparse_gen.models import build_model
 
-    source = load_dataset("fashion_mnist", "train", 32, 1)
+    source = load_dataset(dataset, "train", 32, channels, max_examples=5000)
     batches = list(source.train_dataset(64, seed=0).take(4))
     models, steps, infers = {}, {}, {}
     for name, config in configs.items():
@@ -76,32 +81,36 @@ def main(argv):
     from tf_sparse_gen import evaluation, trainer
     from tf_sparse_gen.config import get_config
 
-    os.makedirs(FLAGS.out, exist_ok=True)
+    out = FLAGS.out or f"benchmarks/results/andor_{FLAGS.dataset}"
+    runs_dir = FLAGS.runs_dir or f"benchmarks/out/andor_{FLAGS.dataset}"
+    os.makedirs(out, exist_ok=True)
     configs = {name: get_config("andor", "small", {
-        **overrides, "train.train_steps": FLAGS.steps, "train.train_minutes": 0.0,
+        **overrides, "data.dataset": FLAGS.dataset, "data.channels": FLAGS.channels, "train.train_steps": FLAGS.steps, "train.train_minutes": 0.0,
         "train.sample_every": FLAGS.steps, "train.checkpoint_every": FLAGS.steps})
         for name, overrides in VARIANTS.items()}
-    results = {"steps": FLAGS.steps, "batch_size": 64, "num_samples": FLAGS.num_samples, "variants": {}}
+    results = {"dataset": FLAGS.dataset, "channels": FLAGS.channels, "steps": FLAGS.steps, "batch_size": 64, "num_samples": FLAGS.num_samples, "variants": {}}
     for name, config in configs.items():
-        run_dir = os.path.join(FLAGS.runs_dir, name)
+        run_dir = os.path.join(runs_dir, name)
         t0 = time.monotonic()
         trainer.train(config, run_dir)
         train_seconds = time.monotonic() - t0
-        report = evaluation.evaluate(run_dir, num_samples=FLAGS.num_samples)
+        report = evaluation.evaluate(run_dir, metrics=FLAGS.metrics, num_samples=FLAGS.num_samples)
         results["variants"][name] = {"train_seconds": train_seconds,
                                      "metrics": {k: v["value"] for k, v in report["metrics"].items()},
                                      "metric_details": report["metrics"], "eval_timing": report["timing"]}
         for fig in ("samples.png", "reconstructions.png", "and_or_tree.png", "and_or_tree.json",
-                    "basis_block0_8x8.png", "basis_block1_16x16.png"):
+                    "basis_block0_8x8.png", "basis_block1_16x16.png", "purity_confusion_block0_8x8.png",
+                    "purity_parts_block0_8x8.png"):
             src = os.path.join(run_dir, "eval", fig)
             if os.path.exists(src):
-                shutil.copy(src, os.path.join(FLAGS.out, f"{name}_{fig}"))
-    train_ips, infer_ips = throughput(configs, FLAGS.throughput_rounds, FLAGS.timed_steps)
+                shutil.copy(src, os.path.join(out, f"{name}_{fig}"))
+    train_ips, infer_ips = throughput(configs, FLAGS.throughput_rounds, FLAGS.timed_steps, FLAGS.dataset,
+                                      FLAGS.channels)
     results["train_images_per_sec"] = train_ips
     results["langevin30_images_per_sec"] = infer_ips
     results["sparse_over_dense_step_time"] = train_ips["dense"] / train_ips["sparse"]
     results["sparse_over_dense_langevin_time"] = infer_ips["dense"] / infer_ips["sparse"]
-    with open(os.path.join(FLAGS.out, "results.json"), "w") as f:
+    with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     keys = sorted(set().union(*(v["metrics"] for v in results["variants"].values())))
     lines = ["| metric | sparse | dense |", "|---|---|---|"]
@@ -112,8 +121,9 @@ def main(argv):
     lines.append("| Langevin-30 img/s | " + " | ".join(f"{infer_ips[v]:.1f}" for v in ("sparse", "dense")) + " |")
     lines.append("| wall-clock training s | " + " | ".join(
         f"{results['variants'][v]['train_seconds']:.0f}" for v in ("sparse", "dense")) + " |")
-    with open(os.path.join(FLAGS.out, "results.md"), "w") as f:
-        f.write(f"# AND-OR: sparsity on vs off, Fashion-MNIST 32x32, {FLAGS.steps} steps of batch 64 each\n\n")
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(f"# AND-OR: sparsity on vs off, {FLAGS.dataset} 32x32x{FLAGS.channels}, "
+                f"{FLAGS.steps} steps of batch 64 each\n\n")
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
