@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import keras
 import tensorflow as tf
 
 
@@ -108,9 +109,10 @@ def batch_kl_to_standard_normal(z, epsilon: float = 1e-8):
     the codes `z` `[B, d]` over the batch, and the term is KL(N(mu_i,
     sigma_i^2) || N(0, 1)) averaged over the d dimensions. It is 0 exactly when
     every dimension has batch mean 0 and std 1, positive otherwise. log sigma
-    is computed as log(sigma^2 + epsilon) / 2.
+    is computed as log(sigma^2 + epsilon) / 2. Under a multi-replica
+    tf.distribute strategy the statistics are those of the global batch
+    (all-reduced, and differentiable through the reduction).
     """
     z = _f32(z)
-    mu = tf.reduce_mean(z, axis=0)
-    var = tf.reduce_mean(tf.square(z - mu), axis=0)
+    mu, var = keras.ops.moments(z, axes=[0], synchronized=True)
     return tf.reduce_mean(0.5 * (var + tf.square(mu)) - 0.5 * tf.math.log(var + epsilon) - 0.5)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from typing import Callable, Dict, Optional
 
@@ -73,9 +75,54 @@ def setup_runtime(config: Config) -> None:
         tf.config.experimental.enable_op_determinism()
     policy = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[config.train.mixed_precision]
     keras.mixed_precision.set_global_policy(policy)
-    if config.train.strategy != "default":
-        raise ConfigError(f"--strategy={config.train.strategy} is not available yet in this version; "
-                          "use --strategy=default")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy of `--strategy`.
+
+    `default`: no distribution (one device). `mirrored`: `MirroredStrategy` over
+    every GPU, or over the logical CPU devices when there is no GPU (one, unless
+    the CPU was split with `tf.config.set_logical_device_configuration`).
+    `multiworker`: `MultiWorkerMirroredStrategy`, configured by the `TF_CONFIG`
+    environment variable (without it: one local worker). Create it before any
+    other TensorFlow op of the process: collective ops are configured then.
+
+    One strategy object per name serves the whole process: two strategies over the
+    same devices would allocate the same collective-op keys, and their collectives
+    would collide in TensorFlow's process-wide collective runtime.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name not in _STRATEGIES:
+        if name == "mirrored":
+            devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+            _STRATEGIES[name] = tf.distribute.MirroredStrategy([d.name for d in devices])
+        elif name == "multiworker":
+            _STRATEGIES[name] = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            raise ConfigError(f"unknown strategy {name!r}; use one of: {', '.join(config_lib.STRATEGIES)}")
+    return _STRATEGIES[name]
+
+
+_STRATEGIES: Dict[str, tf.distribute.Strategy] = {}
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker strategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in ("chief", None) or (task_type == "worker" and task_id == 0
+                                             and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def check_replicas(config: Config, strategy: tf.distribute.Strategy) -> None:
+    """The global batch must split evenly over the replicas (losses are means over equal shares)."""
+    replicas = strategy.num_replicas_in_sync
+    if config.train.batch_size % replicas:
+        raise ConfigError(f"--batch_size={config.train.batch_size} does not split over the {replicas} replicas of "
+                          f"--strategy={config.train.strategy}; use a multiple of {replicas}")
 
 
 class _Budget:
@@ -108,7 +155,7 @@ class TrainLoop(keras.callbacks.Callback):
         step = int(run.step.assign_add(1).numpy())
         streak = int(self.model.nonfinite_streak.numpy())
         if streak:
-            what = self.model.last_nonfinite.numpy().decode()
+            what = self.model.last_nonfinite_name()
             self.log(f"step {step}: non-finite {what}; update skipped ({streak} in a row)")
             if streak >= cfg.max_nonfinite_steps:
                 self.diverged = (f"training diverged: non-finite {what} for {streak} steps in a row, "
@@ -117,7 +164,7 @@ class TrainLoop(keras.callbacks.Callback):
             now = time.monotonic()
             rate = (step - self._window_s) * cfg.batch_size / max(now - self._window_t, 1e-9)
             self._window_t, self._window_s = now, step
-            scalars = {k: float(v) for k, v in (logs or {}).items()}
+            scalars = {k: float(np.mean(v)) for k, v in (logs or {}).items()}
             run.write_scalars(step, scalars, rate)
             self.log(self._progress_line(step, rate, scalars))
             for m in self.model.metrics:
@@ -143,12 +190,21 @@ class TrainLoop(keras.callbacks.Callback):
 
 
 class Run:
-    """A model, its checkpoint, writers and fixed summary inputs in one `model_dir`."""
+    """A model, its checkpoint, writers and fixed summary inputs in one `model_dir`.
 
-    def __init__(self, config: Config, model_dir: str, log: Callable[[str], None] = print):
+    The model and its optimizers are built under `strategy`'s scope. A non-chief
+    worker of a multi-worker run (`write_dir` given) restores from `model_dir` but
+    writes its checkpoints to `write_dir` (every worker must take part in saving) and
+    writes no logs or images.
+    """
+
+    def __init__(self, config: Config, model_dir: str, log: Callable[[str], None] = print,
+                 strategy: Optional[tf.distribute.Strategy] = None, write_dir: Optional[str] = None):
         self.config = config
         self.model_dir = model_dir
         self.log = log
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = write_dir is None
         t = config.train
         self.source = load_dataset(config.data.dataset, "train", config.data.image_size, config.data.channels,
                                    data_dir=config.data.data_dir, max_examples=config.data.max_examples,
@@ -156,19 +212,21 @@ class Run:
         if self.source.skipped:
             log(f"dataset: skipped {len(self.source.skipped)} unreadable file(s), e.g. "
                 + "; ".join(f"{p} ({why})" for p, why in self.source.skipped[:3]))
-        self.model = build_model(config, self.source.num_examples, self.source.image_shape)
-        self.model.compile()
+        check_replicas(config, self.strategy)
+        with self.strategy.scope():
+            self.model = build_model(config, self.source.num_examples, self.source.image_shape)
+            self.model.compile()
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(step=self.step, model=self.model)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=t.keep_checkpoints)
-        self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))  # creates model_dir
+            self.checkpoint, os.path.join(write_dir or model_dir, "checkpoints"), max_to_keep=t.keep_checkpoints)
+        self.writer = tf.summary.create_file_writer(os.path.join(write_dir or model_dir, "logs"))
         n = min(t.num_sample_images, self.source.num_examples)
         self.fixed_images = tf.constant(self.source.take_images(min(n, 32)))
         self.fixed_z = self.model.sample_latents(n)
 
     def restore(self) -> bool:
-        latest = self.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
         if latest is None:
             return False
         self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -176,6 +234,8 @@ class Run:
         return True
 
     def write_scalars(self, step: int, scalars: Dict[str, float], images_per_sec: float) -> None:
+        if not self.chief:
+            return
         with self.writer.as_default(step=step):
             for name, value in scalars.items():
                 tf.summary.scalar(name, value)
@@ -183,6 +243,8 @@ class Run:
         self.writer.flush()
 
     def write_images(self, step: int) -> Dict[str, str]:
+        if not self.chief:
+            return {}
         grids = {name: image_lib.image_grid(batch.numpy(), ncol=8)
                  for name, batch in self.model.summary_images(self.fixed_images, self.fixed_z).items()}
         paths = {}
@@ -200,18 +262,31 @@ def train(config: Config, model_dir: str, log: Callable[[str], None] = print) ->
     config.validate()
     model_dir = os.path.abspath(os.path.expanduser(model_dir))
     config = resolve_run(config, model_dir)
+    strategy = make_strategy(config.train.strategy)
     setup_runtime(config)
     budget = _Budget(config.train.train_minutes)
-    run = Run(config, model_dir, log)  # loads the data first: a bad dataset fails before any write
+    write_dir = None if is_chief(strategy) else tempfile.mkdtemp(prefix="tf_sparse_gen_worker_")
+    try:
+        return _train(config, model_dir, log, strategy, write_dir, budget)
+    finally:
+        if write_dir is not None:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _train(config: Config, model_dir: str, log, strategy, write_dir: Optional[str], budget: _Budget) -> dict:
+    # Loads the data first: a bad dataset fails before any write.
+    run = Run(config, model_dir, log, strategy=strategy, write_dir=write_dir)
     for sub in ("checkpoints", "logs", "samples"):
-        os.makedirs(os.path.join(model_dir, sub), exist_ok=True)
+        os.makedirs(os.path.join(write_dir or model_dir, sub), exist_ok=True)
     resumed = run.restore()
-    write_json_atomic(os.path.join(model_dir, "config.json"), config.to_json())
+    if run.chief:
+        write_json_atomic(os.path.join(model_dir, "config.json"), config.to_json())
     if not resumed:
-        run.model.prepare(run.source, model_dir)
+        run.model.prepare(run.source, write_dir or model_dir)
     start = int(run.step.numpy())
     total = config.train.train_steps
-    summary = {"model_dir": model_dir, "start_step": start, "resumed": resumed}
+    summary = {"model_dir": model_dir, "start_step": start, "resumed": resumed,
+               "replicas": strategy.num_replicas_in_sync}
     if start >= total:
         log(f"run already at step {start} >= --train_steps={total}; nothing to do")
         summary.update(final_step=start, stopped_by="train_steps")

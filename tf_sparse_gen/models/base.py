@@ -35,8 +35,16 @@ class GenerativeModel(keras.Model):
         self.rng_state = self.seed_generator.state
         # Divergence guard: consecutive steps with a non-finite loss or gradient
         # (their updates were skipped) and the name of the last offending quantity.
-        self.nonfinite_streak = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_streak")
-        self.last_nonfinite = tf.Variable("", dtype=tf.string, trainable=False, name="last_nonfinite")
+        # Under a tf.distribute strategy every replica computes the same value
+        # (the checks are all-reduced), and the first replica's is kept.
+        first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.nonfinite_streak = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_streak",
+                                            aggregation=first)
+        # An index into `self.check_names` (set when the step is traced), not a string:
+        # XLA compiles no string ops. -1 = none yet.
+        self.last_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False, name="last_nonfinite",
+                                          aggregation=first)
+        self.check_names: list = []
 
     # ------------------------------------------------------------------ contract
     @property
@@ -46,6 +54,17 @@ class GenerativeModel(keras.Model):
     def compile(self, **kwargs):
         """Creates and builds the optimizers from `self.cfg` (overridable by kwargs)."""
         raise NotImplementedError
+
+    def compile_step(self, **kwargs):
+        """keras.Model.compile with the run's `jit_compile` (XLA), never Keras' "auto".
+
+        No Keras-level optimizer: each family holds its own per network, and Keras'
+        default (RMSprop) would be built for every weight under a tf.distribute
+        strategy and saved in checkpoints unused. Call under the strategy's scope.
+        """
+        kwargs.setdefault("optimizer", None)
+        kwargs.setdefault("jit_compile", bool(self.cfg.train.jit_compile))
+        keras.Model.compile(self, **kwargs)
 
     def generate(self, z):
         """Images in [-1, 1] for latents z `[B, latent_dim]`."""
@@ -89,6 +108,67 @@ class GenerativeModel(keras.Model):
         seed = self.cfg.train.seed if seed is None else seed
         return tf.random.stateless_normal([n, self.latent_dim], seed=[seed, 7919])
 
+    # ------------------------------------------------------------------ replicas
+    @staticmethod
+    def replicas():
+        """(number of replicas in sync, this replica's id) inside a train step; (1, 0) outside one."""
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync == 1:
+            return 1, 0
+        return ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
+
+    def replica_rows(self, global_rows):
+        """This replica's share of a tensor drawn for the global batch (all of it on one replica).
+
+        Random draws of a step are made for the global batch `[R * b, ...]` from the
+        same seed on every replica and sliced: each replica gets different numbers, and
+        R replicas draw exactly what one device would for the same global batch.
+        """
+        num, rid = self.replicas()
+        if num == 1:
+            return global_rows
+        per_replica = tf.shape(global_rows)[0] // num
+        return global_rows[rid * per_replica:(rid + 1) * per_replica]
+
+    def random_normal(self, shape):
+        """N(0, I) of `shape` (leading axis: the per-replica batch), from the model's seed state."""
+        num, _ = self.replicas()
+        return self.replica_rows(keras.random.normal([shape[0] * num, *shape[1:]], seed=self.seed_generator))
+
+    def random_uniform(self, shape):
+        """U[0, 1) of `shape` (leading axis: the per-replica batch), from the model's seed state."""
+        num, _ = self.replicas()
+        return self.replica_rows(keras.random.uniform([shape[0] * num, *shape[1:]], seed=self.seed_generator))
+
+    def gather_replicas(self, x):
+        """`[b, ...]` on each replica -> `[R * b, ...]` on every replica, in replica order.
+
+        An all-reduce of zero-padded copies (exact: every position sums one value and
+        zeros), since `all_gather` is not available under every strategy
+        (`MultiWorkerMirroredStrategy` refuses it for the step's input tensors).
+        Integers travel as float64, exact below 2**53.
+        """
+        num, rid = self.replicas()
+        if num == 1:
+            return x
+        wide = tf.float64 if x.dtype.is_integer else x.dtype
+        rows = tf.shape(x)[0]
+        rest = tf.shape(x)[1:]
+        before = tf.zeros(tf.concat([[rid * rows], rest], 0), wide)
+        after = tf.zeros(tf.concat([[(num - 1 - rid) * rows], rest], 0), wide)
+        padded = tf.concat([before, tf.cast(x, wide), after], axis=0)
+        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, padded)
+        return tf.cast(total, x.dtype)
+
+    @staticmethod
+    def all_replicas(finite):
+        """A boolean that holds on every replica (logical AND across replicas)."""
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync == 1:
+            return finite
+        failures = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
+        return tf.equal(failures, 0.0)
+
     # ------------------------------------------------------------------ divergence guard
     @staticmethod
     def all_finite(*tensors) -> tf.Tensor:
@@ -98,21 +178,45 @@ class GenerativeModel(keras.Model):
 
     @staticmethod
     def apply_if(finite, optimizer, grads, variables) -> None:
-        """optimizer.apply(grads, variables) only when `finite`; otherwise nothing changes."""
-        def apply():
-            optimizer.apply(grads, variables)
-            return tf.constant(True)
-        tf.cond(finite, apply, lambda: tf.constant(False))
+        """optimizer.apply(grads, variables) only when `finite` (the same on every replica).
+
+        Without a strategy this is a `tf.cond`. Under a tf.distribute strategy (even
+        with one replica) the optimizer all-reduces the gradients inside a `merge_call`,
+        which may not sit in a replica-context `cond`: the cond is taken in the
+        cross-replica context and each replica's apply is called from there (as Keras'
+        LossScaleOptimizer does).
+        """
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or not tf.distribute.has_strategy():
+            def apply():
+                optimizer.apply(grads, variables)
+                return tf.constant(True)
+            tf.cond(finite, apply, lambda: tf.constant(False))
+            return
+
+        def cross_replica(distribution, finite, grads):
+            def apply():
+                distribution.extended.call_for_each_replica(optimizer.apply, args=(grads, variables))
+                return tf.constant(True)
+            tf.cond(distribution.experimental_local_results(finite)[0], apply, lambda: tf.constant(False))
+
+        ctx.merge_call(cross_replica, args=(finite, grads))
 
     def note_finite(self, checks: Dict[str, tf.Tensor]) -> tf.Tensor:
         """Updates the non-finite streak from {quantity name: finite?}; returns all finite."""
+        self.check_names = list(checks)
         ok = tf.reduce_all(tf.stack(list(checks.values())))
         self.nonfinite_streak.assign(tf.where(ok, tf.constant(0, tf.int64), self.nonfinite_streak + 1))
-        first_bad = tf.constant("")
-        for name, finite in reversed(list(checks.items())):
-            first_bad = tf.where(finite, first_bad, tf.constant(name))
+        first_bad = tf.constant(-1, tf.int64)
+        for i, finite in reversed(list(enumerate(checks.values()))):
+            first_bad = tf.where(finite, first_bad, tf.constant(i, tf.int64))
         self.last_nonfinite.assign(tf.where(ok, self.last_nonfinite, first_bad))
         return ok
+
+    def last_nonfinite_name(self) -> str:
+        """The first non-finite quantity of the last step that had one ("" if none)."""
+        i = int(self.last_nonfinite.numpy())
+        return self.check_names[i] if 0 <= i < len(self.check_names) else ""
 
     @staticmethod
     def update_trackers(trackers, values: Dict[str, tf.Tensor]) -> None:
@@ -122,25 +226,43 @@ class GenerativeModel(keras.Model):
             finite = tf.math.is_finite(value)
             trackers[name].update_state(tf.where(finite, value, 0.0), sample_weight=tf.cast(finite, tf.float32))
 
-    def guarded_update(self, name: str, tape, optimizer, loss, variables, checks: Dict[str, tf.Tensor]):
-        """Differentiates `loss` (loss-scaled under mixed_float16) and applies the update if finite.
+    def tracked_results(self) -> Dict[str, tf.Tensor]:
+        """What `train_step` returns: {tracker name: mean so far}.
 
-        Records `checks[name]`; returns the unscaled gradients (for norms).
-        With a `LossScaleOptimizer` the optimizer itself skips non-finite
-        gradients and lowers its scale, so only a non-finite loss counts as
-        divergence; otherwise a non-finite loss or gradient skips the update.
+        Under `MultiWorkerMirroredStrategy` each value has shape [1]: Keras 3 reduces
+        a step's outputs across workers along axis 0, which a scalar lacks
+        (tensorflow/tensorflow#72388); the harness averages whatever shape comes back.
         """
+        results = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            results = {k: tf.reshape(v, [1]) for k, v in results.items()}
+        return results
+
+    def guarded_update(self, name: str, tape, optimizer, loss, variables, checks: Dict[str, tf.Tensor]):
+        """Differentiates `loss` and applies the update if it is finite on every replica.
+
+        Records `checks[name]`; returns the gradients of the per-replica loss (for norms).
+        Losses are per-replica means; the optimizer sums gradients over replicas, so
+        back-propagation is seeded with 1 / R: the applied update is that of the mean
+        over the global batch (replicas hold equal shares of it). Under mixed_float16
+        the seed is also multiplied by the loss scale; a `LossScaleOptimizer` itself skips
+        non-finite gradients and lowers its scale, so only a non-finite loss counts as
+        divergence. Otherwise a non-finite loss or gradient skips the update.
+        """
+        num, _ = self.replicas()
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            # Seeding back-propagation with the scale is the gradient of scale * loss.
-            grads = tape.gradient(loss, variables, output_gradients=tf.cast(optimizer.dynamic_scale, loss.dtype))
-            checks[name] = self.all_finite(loss)
-            optimizer.apply(grads, variables)
             scale = tf.cast(optimizer.dynamic_scale, tf.float32)
-            return [None if g is None else tf.cast(g, tf.float32) / scale for g in grads]
-        grads = tape.gradient(loss, variables)
-        checks[name] = self.all_finite(loss, *grads)
+            grads = tape.gradient(loss, variables, output_gradients=tf.cast(scale / num, loss.dtype))
+            checks[name] = self.all_replicas(self.all_finite(loss))
+            optimizer.apply(grads, variables)
+            return [None if g is None else tf.cast(g, tf.float32) * (num / scale) for g in grads]
+        if num == 1:
+            grads = tape.gradient(loss, variables)
+        else:
+            grads = tape.gradient(loss, variables, output_gradients=tf.cast(1.0 / num, loss.dtype))
+        checks[name] = self.all_replicas(self.all_finite(loss, *grads))
         self.apply_if(checks[name], optimizer, grads, variables)
-        return grads
+        return grads if num == 1 else [None if g is None else g * num for g in grads]
 
     @staticmethod
     def _build_optimizer(optimizer, variables):
@@ -153,3 +275,11 @@ class GenerativeModel(keras.Model):
 
     def call(self, z):
         return self.generate(z)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: every variable exists once the family's __init__ returns.
+
+        Under a tf.distribute strategy Keras' `fit` would otherwise reduce a data batch
+        across replicas (which fails for `MultiWorkerMirroredStrategy`) and trace `call`
+        on the batch's first element (our `index`) to build the model.
+        """

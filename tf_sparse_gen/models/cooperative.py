@@ -51,9 +51,11 @@ class CooperativeAndOrModel(GenerativeModel):
             self.critic = EnergyCritic(a.critic_stem, a.critic_widths, spectral_norm=a.critic_reg == "sn",
                                        name="critic")
             self.critic(tf.zeros([1, *self.image_shape]))  # creates the critic's variables
+        # Under a multi-replica strategy every replica writes the whole global batch's
+        # latents (gathered), so all copies agree; the first replica's write is kept.
         self.latents = tf.Variable(
             tf.random.stateless_normal([self.num_examples, a.z_dim], seed=[config.train.seed, 1]),
-            trainable=False, name="persistent_latents")
+            trainable=False, name="persistent_latents", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         names = ["recon_loss", "mse_before_langevin", "mse_after_langevin", "g_grad_norm"]
         if a.ebm:
             names += ["critic_loss", "critic_real", "critic_fake", "gen_critic_term", "c_grad_norm"]
@@ -72,7 +74,7 @@ class CooperativeAndOrModel(GenerativeModel):
 
     def compile(self, g_optimizer: Optional[keras.optimizers.Optimizer] = None,
                 c_optimizer: Optional[keras.optimizers.Optimizer] = None, **kwargs):
-        super(GenerativeModel, self).compile(**kwargs)
+        self.compile_step(**kwargs)
         a = self.hp
         self.g_optimizer = self._build_optimizer(
             g_optimizer or keras.optimizers.Adam(a.g_lr, beta_1=a.beta1, beta_2=a.beta2),
@@ -90,7 +92,8 @@ class CooperativeAndOrModel(GenerativeModel):
         """`steps` Langevin updates of z for images (eq. 13), vectorised over the batch.
 
         Returns (z, per-pixel MSE before, per-pixel MSE after) with MSE on the [0, 1] scale.
-        `seed` is an int32 `[2]` tensor; step t draws its noise from seed + [0, t].
+        `seed` is an int32 `[2]` tensor; step t draws its noise from seed + [0, t], for the
+        global batch when called on one of several replicas (`replica_rows`).
         """
         sigma, delta = self.hp.sigma, self.hp.delta
         images = tf.cast(images, tf.float32)
@@ -99,13 +102,18 @@ class CooperativeAndOrModel(GenerativeModel):
         def mse(zz):
             return tf.reduce_mean(tf.square(images - tf.cast(self.generator(zz), tf.float32))) / 4.0
 
+        num_replicas, _ = self.replicas()
+        # [b, d] -> [R * b, d]: the noise of the global batch.
+        noise_shape = tf.shape(z) * tf.constant([num_replicas, 1])
+
         def step(t, z):
             with tf.GradientTape() as tape:
                 tape.watch(z)
                 energy = tf.reduce_sum(losses.langevin_energy(images, self.generator(z), z, sigma))
             z = z - 0.5 * delta ** 2 * tape.gradient(energy, z)
             if noise:
-                z = z + delta * tf.random.stateless_normal(tf.shape(z), seed=seed + tf.stack([0, t]))
+                eps = self.replica_rows(tf.random.stateless_normal(noise_shape, seed=seed + tf.stack([0, t])))
+                z = z + delta * tf.reshape(eps, tf.shape(z))  # keeps z's static shape for the loop
             return t + 1, z
 
         before = mse(z)
@@ -128,6 +136,10 @@ class CooperativeAndOrModel(GenerativeModel):
 
     def encode(self, images):
         return self.infer_latent(images)
+
+    def store_latents(self, index, z):
+        """Writes z back to the persistent latents at `index` (every replica's rows, on every replica)."""
+        self.latents.scatter_update(tf.IndexedSlices(self.gather_replicas(z), self.gather_replicas(index)))
 
     # ------------------------------------------------------------------ interpretation
     def active_fractions(self, z):
@@ -181,7 +193,7 @@ class CooperativeAndOrModel(GenerativeModel):
         index, images = data[0], data[1]
         a = self.hp
         batch = tf.shape(images)[0]
-        z_hat = keras.random.normal([batch, a.z_dim], seed=self.seed_generator)
+        z_hat = self.random_normal([batch, a.z_dim])
         logs: Dict[str, tf.Tensor] = {}
         checks: Dict[str, tf.Tensor] = {}
 
@@ -193,7 +205,7 @@ class CooperativeAndOrModel(GenerativeModel):
                 fake_scores = self.critic(fakes, training=True)
                 c_loss = losses.wasserstein_discriminator_loss(real_scores, fake_scores)
                 if a.critic_reg == "gp":
-                    eps = keras.random.uniform([batch, 1, 1, 1], seed=self.seed_generator)
+                    eps = self.random_uniform([batch, 1, 1, 1])
                     gp = losses.wasserstein_gradient_penalty(self.critic, images, fakes, eps)
                     logs["gradient_penalty"] = gp
                     c_loss = c_loss + a.gp_weight * gp
@@ -205,9 +217,9 @@ class CooperativeAndOrModel(GenerativeModel):
         # 2. Langevin inference on the persistent latents of this batch.
         z, mse_before, mse_after = self.langevin(images, tf.gather(self.latents, index), a.langevin_steps,
                                                  self._draw_seed())
-        checks["langevin"] = self.all_finite(z)
+        checks["langevin"] = self.all_replicas(self.all_finite(z))
         z = tf.where(checks["langevin"], z, tf.gather(self.latents, index))
-        self.latents.scatter_nd_update(index[:, None], z)
+        self.store_latents(index, z)
 
         # 3. Generator: reconstruction (ABP) term and the critic's judgement of syntheses.
         with tf.GradientTape() as tape:
@@ -227,4 +239,4 @@ class CooperativeAndOrModel(GenerativeModel):
         for name, s in zip(self.generator.layer_names, self.generator.layer_stages):
             logs[f"active_{name}"] = tf.reduce_mean(tf.cast(acts[s] > 0, tf.float32))
         self.update_trackers(self.trackers, logs)
-        return {m.name: m.result() for m in self.metrics}
+        return self.tracked_results()

@@ -87,7 +87,7 @@ class SelfExGAN(GenerativeModel):
                 d1_optimizer: Optional[keras.optimizers.Optimizer] = None,
                 d2_optimizer: Optional[keras.optimizers.Optimizer] = None, **kwargs):
         """Adam(lr, beta1, beta2) of the config for every network unless given."""
-        super(GenerativeModel, self).compile(**kwargs)
+        self.compile_step(**kwargs)
         hp = self.hp
 
         def adam():
@@ -128,7 +128,7 @@ class SelfExGAN(GenerativeModel):
         batch = tf.shape(anchors)[0]
         rest = batch - num_anchors
         j = keras.random.randint([rest], 0, batch, dtype="int32", seed=self.seed_generator)
-        noise = keras.random.normal([rest, self.hp.z_dim], seed=self.seed_generator)
+        noise = self.random_normal([rest, self.hp.z_dim])
         excited = tf.gather(anchors, j) + self.hp.excite_noise * noise
         return tf.concat([anchors[:num_anchors], excited], axis=0)
 
@@ -240,4 +240,4 @@ class SelfExGAN(GenerativeModel):
                     latent_norm=tf.reduce_mean(tf.norm(tf.cast(codes, tf.float32), axis=-1)),
                     g_grad_norm=tf.linalg.global_norm(g_grads), e_grad_norm=tf.linalg.global_norm(e_grads))
         self.update_trackers(self.trackers, logs)
-        return {m.name: m.result() for m in self.metrics}
+        return self.tracked_results()

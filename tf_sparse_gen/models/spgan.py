@@ -85,7 +85,7 @@ class SparseGAN(GenerativeModel):
                 d_optimizer: Optional[keras.optimizers.Optimizer] = None,
                 e_optimizer: Optional[keras.optimizers.Optimizer] = None, **kwargs):
         """Adam(lr, beta1, beta2) for G and D, Adam(e_lr, beta1, beta2) for E, unless given."""
-        super(GenerativeModel, self).compile(**kwargs)
+        self.compile_step(**kwargs)
         hp = self.hp
         self.g_optimizer = self._build_optimizer(
             g_optimizer or keras.optimizers.Adam(hp.lr, beta_1=hp.beta1, beta_2=hp.beta2),
@@ -187,7 +187,7 @@ class SparseGAN(GenerativeModel):
 
     # ------------------------------------------------------------------ the phases of one iteration
     def _latents(self, batch):
-        return keras.random.normal([batch, self.hp.z_dim], seed=self.seed_generator)
+        return self.random_normal([batch, self.hp.z_dim])
 
     def critic_step(self, images, checks: Optional[Dict[str, tf.Tensor]] = None) -> Dict[str, tf.Tensor]:
         """One critic update (Algorithm 1, lines 5-9) on `images` and a fresh z and eps.
@@ -198,7 +198,7 @@ class SparseGAN(GenerativeModel):
         checks = {} if checks is None else checks
         batch = tf.shape(images)[0]
         fakes = self.generator(self._latents(batch), training=True)
-        eps = keras.random.uniform([batch, 1, 1, 1], seed=self.seed_generator)
+        eps = self.random_uniform([batch, 1, 1, 1])
         with tf.GradientTape() as tape:
             real_scores = self.critic(images, training=True)
             fake_scores = self.critic(fakes, training=True)
@@ -270,4 +270,4 @@ class SparseGAN(GenerativeModel):
                 run(self.reconstruction_step, images, i)
         self.note_finite(checks)
         self.update_trackers(self.trackers, {k: tf.add_n(v) / len(v) for k, v in values.items()})
-        return {m.name: m.result() for m in self.metrics}
+        return self.tracked_results()

@@ -23,3 +23,13 @@ def track_layers(model: keras.Model, layers: List[L], prefix: Optional[str] = No
         if layer is not None:
             model._track_trackable(layer, name=f"{prefix}{i}" if prefix else layer.name, overwrite=True)
     return layers
+
+
+def batch_norm(**kwargs) -> keras.layers.BatchNormalization:
+    """BatchNormalization whose batch statistics span the global batch under tf.distribute.
+
+    With several replicas each would otherwise normalise by its own share of the
+    batch, so a mirrored step would differ from the same step on one device. On
+    one replica `synchronized=True` changes nothing.
+    """
+    return keras.layers.BatchNormalization(synchronized=True, **kwargs)

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from tf_sparse_gen.layers import SphereProjection
-from tf_sparse_gen.nets import track_layers
+from tf_sparse_gen.nets import batch_norm, track_layers
 
 
 def _activation(name: str):
@@ -58,19 +58,20 @@ class Generator(keras.Model):
         self.base_channels = base_channels
         self.image_size = 4 * 2 ** (len(widths) + 1)
         self.fc = keras.layers.Dense(4 * 4 * base_channels, use_bias=False, name="fc")
-        self.fc_bn = keras.layers.BatchNormalization(name="fc_bn")
+        self.fc_bn = batch_norm(name="fc_bn")
         self.fc_act = keras.layers.ReLU()
         # Flat lists of layers (tuples inside lists are not checkpoint dependencies).
         self.deconvs = track_layers(self, [keras.layers.Conv2DTranspose(w, kernel, strides=2, padding="same", use_bias=False,
                                                      name=f"deconv{i}") for i, w in enumerate(widths)])
-        self.bns = track_layers(self, [keras.layers.BatchNormalization(name=f"deconv{i}_bn") for i in range(len(widths))])
+        self.bns = track_layers(self, [batch_norm(name=f"deconv{i}_bn") for i in range(len(widths))])
         self.acts = [_activation(activation) for _ in widths]
+        # float32 under any mixed-precision policy: images leave the generator in float32.
         self.out = keras.layers.Conv2DTranspose(out_channels, out_kernel, strides=2, padding="same",
-                                                name="deconv_out")
+                                                name="deconv_out", dtype="float32")
 
     def call(self, z, training=False):
         h = self.fc_act(self.fc_bn(self.fc(z), training=training))
-        h = tf.reshape(h, [-1, 4, 4, self.base_channels])
+        h = tf.reshape(h, [-1, 4, 4, self.base_channels])  # [B, 16 * C] -> [B, 4, 4, C]
         for conv, bn, act in zip(self.deconvs, self.bns, self.acts):
             h = act(bn(conv(h), training=training))
         return tf.tanh(self.out(h))
@@ -97,7 +98,7 @@ class Encoder(keras.Model):
         self.z_dim = z_dim
         self.convs = track_layers(self, [keras.layers.Conv2D(w, kernel, padding="same", use_bias=False, name=f"conv{i}")
                       for i, w in enumerate(widths)])
-        self.bns = track_layers(self, [keras.layers.BatchNormalization(name=f"conv{i}_bn") for i in range(len(widths))])
+        self.bns = track_layers(self, [batch_norm(name=f"conv{i}_bn") for i in range(len(widths))])
         self.acts = [_activation(activation) for _ in widths]
         self.pool = keras.layers.MaxPooling2D(2, name="pool")
         self.flatten = keras.layers.Flatten()
@@ -122,7 +123,7 @@ class ImageDiscriminator(keras.Model):
         super().__init__(**kwargs)
         self.convs = track_layers(self, [keras.layers.Conv2D(w, 5, strides=2, padding="same", use_bias=False, name=f"conv{i}")
                       for i, w in enumerate(widths)])
-        self.bns = track_layers(self, [keras.layers.BatchNormalization(name=f"conv{i}_bn") for i in range(len(widths))])
+        self.bns = track_layers(self, [batch_norm(name=f"conv{i}_bn") for i in range(len(widths))])
         self.acts = [_activation(activation) for _ in widths]
         self.flatten = keras.layers.Flatten()
         self.fc = keras.layers.Dense(1, name="logit")
@@ -153,7 +154,7 @@ class PairDiscriminator(keras.Model):
     def __init__(self, x_convs: Sequence[int], x_widths: Sequence[int], x_features: int,
                  joint_widths: Sequence[int], dropout: float, activation: str, **kwargs):
         super().__init__(**kwargs)
-        bn = keras.layers.BatchNormalization
+        bn = batch_norm
         self.x_convs = track_layers(self, [
             keras.layers.Conv2D(w, 5, strides=2, padding="same", use_bias=False, name=f"xconv{i}")
             for i, w in enumerate(x_convs)])

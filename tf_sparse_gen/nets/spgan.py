@@ -43,7 +43,7 @@ import keras
 import tensorflow as tf
 
 from tf_sparse_gen.layers import PatchDictionaryDecoder, SoftThreshold
-from tf_sparse_gen.nets import track_layers
+from tf_sparse_gen.nets import batch_norm, track_layers
 
 
 def generator_widths(image_size: int, base_channels: int, widths: Sequence[int] = ()) -> Tuple[int, ...]:
@@ -75,10 +75,10 @@ class _ResUpBlock(keras.layers.Layer):
 
     def __init__(self, width: int, bn_momentum: float, **kwargs):
         super().__init__(**kwargs)
-        self.bn1 = keras.layers.BatchNormalization(momentum=bn_momentum, name="bn1")
+        self.bn1 = batch_norm(momentum=bn_momentum, name="bn1")
         self.up = keras.layers.UpSampling2D(2, interpolation="nearest")
         self.conv1 = keras.layers.Conv2D(width, 3, padding="same", name="conv1")
-        self.bn2 = keras.layers.BatchNormalization(momentum=bn_momentum, name="bn2")
+        self.bn2 = batch_norm(momentum=bn_momentum, name="bn2")
         self.conv2 = keras.layers.Conv2D(width, 3, padding="same", name="conv2")
         self.shortcut = keras.layers.Conv2D(width, 1, name="shortcut")
 
@@ -155,21 +155,21 @@ class SparsePatchGenerator(keras.Model):
         self.widths = generator_widths(image_size, base_channels, widths)
         head_channels = num_atoms if sparse_output else channels
         self.fc = keras.layers.Dense(4 * 4 * base_channels, name="fc")
-        self.fc_bn = keras.layers.BatchNormalization(momentum=bn_momentum, name="fc_bn")
+        self.fc_bn = batch_norm(momentum=bn_momentum, name="fc_bn")
         self.blocks = []
         if body == "dcgan":
             # Hidden deconvs (each x2), then the last deconv (x2) to the head channels.
             for i, w in enumerate(self.widths):
                 self.blocks.append(keras.layers.Conv2DTranspose(w, 4, strides=2, padding="same", use_bias=False,
                                                                 name=f"deconv{i}"))
-                self.blocks.append(keras.layers.BatchNormalization(momentum=bn_momentum, name=f"deconv{i}_bn"))
+                self.blocks.append(batch_norm(momentum=bn_momentum, name=f"deconv{i}_bn"))
             self.head = keras.layers.Conv2DTranspose(head_channels, 4, strides=2, padding="same", name="head")
             self.head_bn = None
         else:
             # One residual up-block per doubling, then BN, ReLU, 3x3 conv to the head channels.
             for i, w in enumerate(self.widths + (self.widths[-1] if self.widths else base_channels,)):
                 self.blocks.append(_ResUpBlock(w, bn_momentum, name=f"block{i}"))
-            self.head_bn = keras.layers.BatchNormalization(momentum=bn_momentum, name="head_bn")
+            self.head_bn = batch_norm(momentum=bn_momentum, name="head_bn")
             self.head = keras.layers.Conv2D(head_channels, 3, padding="same", name="head")
         track_layers(self, self.blocks, prefix="layer_")
         if sparse_output:
