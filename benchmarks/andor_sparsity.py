@@ -26,6 +26,8 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import same_budget_configs  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 600, "Training steps per variant (batch 64).")
 flags.DEFINE_integer("num_samples", 2000, "Samples / test images per evaluation.")
@@ -79,15 +81,11 @@ def main(argv):
     del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tf_sparse_gen import evaluation, trainer
-    from tf_sparse_gen.config import get_config
 
     out = FLAGS.out or f"benchmarks/results/andor_{FLAGS.dataset}"
     runs_dir = FLAGS.runs_dir or f"benchmarks/out/andor_{FLAGS.dataset}"
     os.makedirs(out, exist_ok=True)
-    configs = {name: get_config("andor", "small", {
-        **overrides, "data.dataset": FLAGS.dataset, "data.channels": FLAGS.channels, "train.train_steps": FLAGS.steps, "train.train_minutes": 0.0,
-        "train.sample_every": FLAGS.steps, "train.checkpoint_every": FLAGS.steps})
-        for name, overrides in VARIANTS.items()}
+    configs = same_budget_configs("andor", VARIANTS, FLAGS.steps, FLAGS.dataset, FLAGS.channels)
     results = {"dataset": FLAGS.dataset, "channels": FLAGS.channels, "steps": FLAGS.steps, "batch_size": 64, "num_samples": FLAGS.num_samples, "variants": {}}
     for name, config in configs.items():
         run_dir = os.path.join(runs_dir, name)

@@ -35,6 +35,8 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import same_budget_configs  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 1500, "Training steps per variant (batch 64).")
 flags.DEFINE_integer("num_samples", 2000, "Samples / test images per evaluate().")
@@ -84,15 +86,10 @@ def main(argv):
     del argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tf_sparse_gen import evaluation, trainer
-    from tf_sparse_gen.config import get_config
 
     out, runs_dir = FLAGS.out, FLAGS.runs_dir
     os.makedirs(out, exist_ok=True)
-    configs = {name: get_config("selfexgan", "small", {
-        **overrides, "data.dataset": DATASET, "data.image_size": 32, "data.channels": 1,
-        "train.batch_size": 64, "train.train_steps": FLAGS.steps, "train.train_minutes": 0.0,
-        "train.sample_every": FLAGS.steps, "train.checkpoint_every": FLAGS.steps})
-        for name, overrides in VARIANTS.items()}
+    configs = same_budget_configs("selfexgan", VARIANTS, FLAGS.steps, DATASET)
     results = {"dataset": DATASET, "image_size": 32, "preset": "small", "steps": FLAGS.steps, "batch_size": 64,
                "num_samples": FLAGS.num_samples, "labelled_images": FLAGS.labelled_images,
                "per_image": FLAGS.per_image, "noise": FLAGS.noise, "knn_images": FLAGS.knn_images,
