@@ -237,7 +237,13 @@ def draw_and_or_tree(generator, z, tree: dict, path: str, parts: int = 6, childr
     gh, gw = image_node["grid"]
     part_nodes = sorted((c for o in image_node["children"] for c in o["children"]),
                         key=lambda n: -n["activation"])[:parts]
-    width = max(parts, 1) * (cell + 8) + 8
+    big = 2 * cell
+    title = (f"image = AND of {len(image_node['children'])} part positions "
+             f"({image_node['layers'][0]} grid {gh}x{gw})")
+    caption = "row 2: parts (OR choices at the grid); below: their primitives (AND children)"
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = int(max(max(parts, 1) * (cell + 8) + 8, big + 16 + measure.textlength(title) + 8,
+                    8 + measure.textlength(caption) + 8))
     height = 8 + 2 * cell + 8 + (cell + 8) * (1 + children) + 24
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
@@ -248,15 +254,13 @@ def draw_and_or_tree(generator, z, tree: dict, path: str, parts: int = 6, childr
             arr = np.repeat(arr, 3, axis=-1)
         canvas.paste(Image.fromarray(arr).resize((size, size), Image.Resampling.NEAREST), (x, y))
 
-    big = 2 * cell
     paste(rec.image, 8, 8, big)
     step_y, step_x = big / gh, big / gw
     for o in image_node["children"]:
         y, x = o["position"]
         draw.rectangle([8 + x * step_x, 8 + y * step_y, 8 + (x + 1) * step_x, 8 + (y + 1) * step_y],
                        outline=(220, 40, 40))
-    draw.text((big + 16, 8), f"image = AND of {len(image_node['children'])} part positions "
-              f"({image_node['layers'][0]} grid {gh}x{gw})", fill=(0, 0, 0))
+    draw.text((big + 16, 8), title, fill=(0, 0, 0))
     top = 8 + big + 8
     for j, part in enumerate(part_nodes):
         x0 = 8 + j * (cell + 8)
@@ -269,8 +273,7 @@ def draw_and_or_tree(generator, z, tree: dict, path: str, parts: int = 6, childr
             cu = np.array([[*child["position"], child["channel"]]])
             basis = basis_functions(generator, rec, child["layer"], cu)[0]
             paste(basis_to_image(basis, frac, generator.image_size), x0, top + (i + 1) * (cell + 8), cell)
-    draw.text((8, height - 18), "row 2: parts (OR choices at the grid); below: their primitives (AND children)",
-              fill=(0, 0, 0))
+    draw.text((8, height - 18), caption, fill=(0, 0, 0))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     canvas.save(path)
     return path
