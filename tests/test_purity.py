@@ -71,6 +71,22 @@ def test_model_purity_uses_the_interpret_basis_functions(tiny_andor, monkeypatch
         assert 1.0 / len(src.part_names) <= r["purity"] <= 1.0
 
 
+def test_dense_baseline_purity_is_measured_at_the_same_layers(tiny_andor):
+    from tf_sparse_gen.data import load_dataset
+    from tf_sparse_gen.models import build_model
+
+    src = load_dataset("shapes", "test", 16, 3, shapes_num_examples=20)
+    layers = {}
+    for sparsity in (True, False):
+        config = tiny_andor(**{"data.dataset": "shapes", "data.channels": 3, "andor.block_ks": [0.25, 0],
+                               "andor.sparsity": sparsity})
+        result = model_part_purity(build_model(config, 10), src.take_images(2), src.part_maps[:2], src.part_names)
+        layers[sparsity] = set(result)
+        if not sparsity:  # the dense layers' active units are the ReLU's non-zeros
+            assert all(r["channels"] for r in result.values())
+    assert layers[True] == layers[False] == {"fc_4x4", "block0_8x8"}
+
+
 def test_evaluate_reports_purity_on_shapes_and_refuses_it_elsewhere(tiny_andor, tmp_path):
     config = tiny_andor(**{"data.dataset": "shapes", "data.channels": 3, "data.shapes_num_examples": 40,
                            "train.train_steps": 2, "andor.block_ks": [0.25, 0.25]})

@@ -93,15 +93,17 @@ def model_part_purity(model, images, part_maps, part_names, support_fraction: fl
     """Part purity of an AND-OR model on scenes `images` [N, H, W, C] with `part_maps` [N, H, W].
 
     Latents are inferred with the model's `encode` (Langevin from z = 0); each
-    sparse layer's active units (the `max_units` strongest per scene and layer)
-    get their basis functions from `interpret.basis_functions`.
+    layer the config gives a k (sparse layers; with `andor.sparsity` off, the dense
+    baseline's same layers, whose active units are the ReLU's non-zeros) has its
+    active units (the `max_units` strongest per scene and layer) given basis
+    functions by `interpret.basis_functions`.
     """
     from tf_sparse_gen import interpret
 
     generator = model.generator
     acc = PurityAccumulator(part_names, support_fraction)
     zs = model.encode(images).numpy()
-    layers = [i for i in range(len(generator.layer_stages)) if generator.layer_sparse(i)]
+    layers = [i for i, k in enumerate(generator.layer_ks) if k]
     strongest: Dict[str, Dict[int, tuple]] = {}
     for n, (z, part_map) in enumerate(zip(zs, np.asarray(part_maps))):
         rec = interpret.record(generator, z)

@@ -56,8 +56,10 @@ class SparseGenerator(keras.Model):
         self.stage_topk: List[Optional[TopKSparsity]] = [
             TopKSparsity(fc_k, axis="channels", name="topk_fc") if sparsity and fc_k else None]
         self.stage_size: List[int] = [base_size]
-        # Index of the stages whose outputs are the sparse layers (block outputs).
+        # Index of the stages whose outputs are the sparse layers (block outputs), and each
+        # layer's configured k (also kept with sparsity off: the dense baseline's same layers).
         self.layer_stages: List[int] = [0]
+        self.layer_ks: List = [fc_k, *block_ks]
         size = base_size
         for b, (width, k) in enumerate(zip(block_widths, block_ks)):
             size *= 2
