@@ -90,8 +90,9 @@ def main(argv):
     for name, config in configs.items():
         run_dir = os.path.join(runs_dir, name)
         t0 = time.monotonic()
-        trainer.train(config, run_dir)
-        train_seconds = time.monotonic() - t0
+        summary = trainer.train(config, run_dir)
+        # A run already at --steps (an earlier invocation trained it) has no training time here.
+        train_seconds = time.monotonic() - t0 if summary["final_step"] > summary["start_step"] else None
         report = evaluation.evaluate(run_dir, metrics=FLAGS.metrics, num_samples=FLAGS.num_samples)
         results["variants"][name] = {"train_seconds": train_seconds,
                                      "metrics": {k: v["value"] for k, v in report["metrics"].items()},
@@ -118,7 +119,8 @@ def main(argv):
     lines.append("| train img/s (side by side) | " + " | ".join(f"{train_ips[v]:.1f}" for v in ("sparse", "dense")) + " |")
     lines.append("| Langevin-30 img/s | " + " | ".join(f"{infer_ips[v]:.1f}" for v in ("sparse", "dense")) + " |")
     lines.append("| wall-clock training s | " + " | ".join(
-        f"{results['variants'][v]['train_seconds']:.0f}" for v in ("sparse", "dense")) + " |")
+        "-" if results['variants'][v]['train_seconds'] is None else f"{results['variants'][v]['train_seconds']:.0f}"
+        for v in ("sparse", "dense")) + " |")
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(f"# AND-OR: sparsity on vs off, {FLAGS.dataset} 32x32x{FLAGS.channels}, "
                 f"{FLAGS.steps} steps of batch 64 each\n\n")
