@@ -132,13 +132,15 @@ class GenerativeModel(keras.Model):
 
     def random_normal(self, shape):
         """N(0, I) of `shape` (leading axis: the per-replica batch), from the model's seed state."""
-        num, _ = self.replicas()
-        return self.replica_rows(keras.random.normal([shape[0] * num, *shape[1:]], seed=self.seed_generator))
+        return self._draw_for_global_batch(keras.random.normal, shape)
 
     def random_uniform(self, shape):
         """U[0, 1) of `shape` (leading axis: the per-replica batch), from the model's seed state."""
+        return self._draw_for_global_batch(keras.random.uniform, shape)
+
+    def _draw_for_global_batch(self, draw, shape):
         num, _ = self.replicas()
-        return self.replica_rows(keras.random.uniform([shape[0] * num, *shape[1:]], seed=self.seed_generator))
+        return self.replica_rows(draw([shape[0] * num, *shape[1:]], seed=self.seed_generator))
 
     def gather_replicas(self, x):
         """`[b, ...]` on each replica -> `[R * b, ...]` on every replica, in replica order.
