@@ -28,6 +28,24 @@ def test_planted_bases_that_are_exactly_one_part_give_purity_one():
     assert r["channels_per_part"] == {"background": 1, "a": 1, "b": 1, "c": 1}
 
 
+def test_object_purity_leaves_the_background_out():
+    part_map = _part_map()
+    acc = PurityAccumulator(PARTS)
+    for c in range(1, 4):  # channel c paints object part c, with as much background again
+        mask = (part_map == c) | ((part_map == 0) & (np.cumsum(part_map == 0).reshape(part_map.shape)
+                                                     <= (part_map == c).sum()))
+        acc.add("layer", [c], mask.astype(np.float32)[None, ..., None], part_map)
+    acc.add("layer", [9], (part_map == 0).astype(np.float32)[None, ..., None], part_map)  # background only
+    r = acc.result()["layer"]
+    assert r["object_purity"] == pytest.approx(1.0)
+    assert r["purity"] == pytest.approx((3 * 0.5 + 1.0) / 4)
+    assert 0.5 < r["background_share"] < 1.0
+    mixed = PurityAccumulator(PARTS)
+    mixed.add("layer", [0], (part_map > 0).astype(np.float32)[None, ..., None], part_map)
+    shares = np.bincount(part_map[part_map > 0], minlength=len(PARTS))[1:] / np.sum(part_map > 0)
+    assert mixed.result()["layer"]["object_purity"] == pytest.approx(shares.max())
+
+
 def test_bases_covering_all_parts_equally_give_one_over_the_part_count():
     part_map = _part_map()
     acc = PurityAccumulator(PARTS)
@@ -94,6 +112,7 @@ def test_evaluate_reports_purity_on_shapes_and_refuses_it_elsewhere(tiny_andor, 
     trainer.train(config, model_dir, log=lambda s: None)
     report = evaluation.evaluate(model_dir, metrics=["purity"], num_samples=4, log=lambda s: None)
     assert {"purity_fc_4x4", "purity_block0_8x8", "purity_block1_16x16"} <= set(report["metrics"])
+    assert {"object_purity_fc_4x4", "object_purity_block0_8x8"} <= set(report["metrics"])
     for rel in report["figures"].values():
         assert os.path.exists(os.path.join(model_dir, "eval", rel))
     saved = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))

@@ -186,7 +186,10 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
         timing["purity_seconds"] = time.monotonic() - t0
         for layer, r in purity.items():
             results[f"purity_{layer}"] = {"value": r["purity"], "num_scenes": m, "num_channels": r["num_channels"],
-                                          "parts_per_channel": r["parts_per_channel"], **where}
+                                          "parts_per_channel": r["parts_per_channel"],
+                                          "background_share": r["background_share"], **where}
+            results[f"object_purity_{layer}"] = {"value": r["object_purity"], "num_scenes": m,
+                                                 "note": "background votes left out", **where}
             figures[f"purity {layer}: channel x part shares"] = purity_lib.confusion_heatmap(
                 r, os.path.join(out_dir, f"purity_confusion_{layer}.png"))
             figures[f"purity {layer}: strongest basis | dominant part mask, per frequent channel"] = \

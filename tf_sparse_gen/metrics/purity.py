@@ -16,6 +16,14 @@ cover all parts equally scores 1 / number of parts.
 Also reported: the confusion table (channels x parts, vote totals), how many
 channels each part type uses (channels whose dominant part it is), and how many
 part types each channel serves (parts with at least `serve_share` of its votes).
+
+*Object purity* leaves the background (label 0) out: a channel's object purity is
+the largest share among its votes for object parts, and the layer's is their mean
+weighted by each channel's object votes (1 = each channel paints one object part,
+1 / number of object parts = none). Small bases whose support mostly lies on the
+background give every channel the background as its dominant label; purity then
+measures background coverage, and object purity is the number that says whether
+channels are part-specific.
 """
 
 from __future__ import annotations
@@ -73,8 +81,17 @@ class PurityAccumulator:
             shares = table / table.sum(axis=1, keepdims=True)
             purity = shares.max(axis=1)
             dominant = shares.argmax(axis=1)
+            # Label 0 (background) left out: [channels, parts - 1] votes for object parts.
+            object_votes = table[:, 1:]
+            object_mass = object_votes.sum(axis=1)
+            has_object = object_mass > 0
+            object_purity = np.zeros(len(channels))
+            object_purity[has_object] = (object_votes[has_object].max(axis=1) / object_mass[has_object])
             out[layer] = {
                 "purity": float(np.sum(purity * counts) / counts.sum()),
+                "object_purity": (float(np.sum(object_purity * object_mass) / object_mass.sum())
+                                  if object_mass.sum() > 0 else float("nan")),
+                "background_share": float(table[:, 0].sum() / table.sum()),
                 "num_channels": len(channels),
                 "num_activations": int(counts.sum()),
                 "channels": {int(c): {"fires": int(n), "purity": float(p), "dominant_part": self.part_names[d],
