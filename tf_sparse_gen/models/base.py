@@ -49,7 +49,16 @@ class GenerativeModel(keras.Model):
     # ------------------------------------------------------------------ contract
     @property
     def latent_dim(self) -> int:
-        raise NotImplementedError
+        return self.hp.z_dim
+
+    @property
+    def metrics(self):
+        """The family's `keras.metrics.Mean` trackers (`self.trackers`, made in its __init__)."""
+        return list(self.trackers.values())
+
+    @staticmethod
+    def make_trackers(names) -> Dict[str, keras.metrics.Mean]:
+        return {n: keras.metrics.Mean(name=n) for n in names}
 
     def compile(self, **kwargs):
         """Creates and builds the optimizers from `self.cfg` (overridable by kwargs)."""
@@ -265,6 +274,11 @@ class GenerativeModel(keras.Model):
         checks[name] = self.all_replicas(self.all_finite(loss, *grads))
         self.apply_if(checks[name], optimizer, grads, variables)
         return grads if num == 1 else [None if g is None else g * num for g in grads]
+
+    def optimizer_for(self, given, lr: float, variables):
+        """`given`, or Adam(lr, hp.beta1, hp.beta2), built for `variables` (see `_build_optimizer`)."""
+        return self._build_optimizer(given or keras.optimizers.Adam(lr, beta_1=self.hp.beta1, beta_2=self.hp.beta2),
+                                     variables)
 
     @staticmethod
     def _build_optimizer(optimizer, variables):

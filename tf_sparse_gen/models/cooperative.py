@@ -62,27 +62,15 @@ class CooperativeAndOrModel(GenerativeModel):
             if a.critic_reg == "gp":
                 names.append("gradient_penalty")
         names += [f"active_{n}" for n in self.generator.layer_names]
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
-
-    @property
-    def latent_dim(self) -> int:
-        return self.hp.z_dim
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+        self.trackers = self.make_trackers(names)
 
     def compile(self, g_optimizer: Optional[keras.optimizers.Optimizer] = None,
                 c_optimizer: Optional[keras.optimizers.Optimizer] = None, **kwargs):
         self.compile_step(**kwargs)
         a = self.hp
-        self.g_optimizer = self._build_optimizer(
-            g_optimizer or keras.optimizers.Adam(a.g_lr, beta_1=a.beta1, beta_2=a.beta2),
-            self.generator.trainable_variables)
+        self.g_optimizer = self.optimizer_for(g_optimizer, a.g_lr, self.generator.trainable_variables)
         if self.critic is not None:
-            self.c_optimizer = self._build_optimizer(
-                c_optimizer or keras.optimizers.Adam(a.c_lr, beta_1=a.beta1, beta_2=a.beta2),
-                self.critic.trainable_variables)
+            self.c_optimizer = self.optimizer_for(c_optimizer, a.c_lr, self.critic.trainable_variables)
 
     # ------------------------------------------------------------------ inference
     def generate(self, z):

@@ -72,15 +72,7 @@ class SelfExGAN(GenerativeModel):
                  "recon_mse", "latent_norm", "d1_grad_norm", "g_grad_norm", "e_grad_norm"]
         if self.d2 is not None:
             names += ["d2_loss", "d2_real", "d2_fake", "g_d2_term", "e_d2_term", "d2_grad_norm"]
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
-
-    @property
-    def latent_dim(self) -> int:
-        return self.hp.z_dim
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+        self.trackers = self.make_trackers(names)
 
     def compile(self, g_optimizer: Optional[keras.optimizers.Optimizer] = None,
                 e_optimizer: Optional[keras.optimizers.Optimizer] = None,
@@ -89,15 +81,11 @@ class SelfExGAN(GenerativeModel):
         """Adam(lr, beta1, beta2) of the config for every network unless given."""
         self.compile_step(**kwargs)
         hp = self.hp
-
-        def adam():
-            return keras.optimizers.Adam(hp.lr, beta_1=hp.beta1, beta_2=hp.beta2)
-
-        self.g_optimizer = self._build_optimizer(g_optimizer or adam(), self.generator.trainable_variables)
-        self.e_optimizer = self._build_optimizer(e_optimizer or adam(), self.encoder.trainable_variables)
-        self.d1_optimizer = self._build_optimizer(d1_optimizer or adam(), self.d1.trainable_variables)
+        self.g_optimizer = self.optimizer_for(g_optimizer, hp.lr, self.generator.trainable_variables)
+        self.e_optimizer = self.optimizer_for(e_optimizer, hp.lr, self.encoder.trainable_variables)
+        self.d1_optimizer = self.optimizer_for(d1_optimizer, hp.lr, self.d1.trainable_variables)
         if self.d2 is not None:
-            self.d2_optimizer = self._build_optimizer(d2_optimizer or adam(), self.d2.trainable_variables)
+            self.d2_optimizer = self.optimizer_for(d2_optimizer, hp.lr, self.d2.trainable_variables)
 
     # ------------------------------------------------------------------ inference
     def generate(self, z):

@@ -71,15 +71,7 @@ class SparseGAN(GenerativeModel):
             names += ["code_zero_fraction", "threshold"]
         if hp.reconstructor:
             names += ["e_loss", "e_grad_norm", "recon_loss", "r_grad_norm"]
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
-
-    @property
-    def latent_dim(self) -> int:
-        return self.hp.z_dim
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+        self.trackers = self.make_trackers(names)
 
     def compile(self, g_optimizer: Optional[keras.optimizers.Optimizer] = None,
                 d_optimizer: Optional[keras.optimizers.Optimizer] = None,
@@ -87,16 +79,10 @@ class SparseGAN(GenerativeModel):
         """Adam(lr, beta1, beta2) for G and D, Adam(e_lr, beta1, beta2) for E, unless given."""
         self.compile_step(**kwargs)
         hp = self.hp
-        self.g_optimizer = self._build_optimizer(
-            g_optimizer or keras.optimizers.Adam(hp.lr, beta_1=hp.beta1, beta_2=hp.beta2),
-            self.generator.trainable_variables)
-        self.d_optimizer = self._build_optimizer(
-            d_optimizer or keras.optimizers.Adam(hp.lr, beta_1=hp.beta1, beta_2=hp.beta2),
-            self.critic.trainable_variables)
+        self.g_optimizer = self.optimizer_for(g_optimizer, hp.lr, self.generator.trainable_variables)
+        self.d_optimizer = self.optimizer_for(d_optimizer, hp.lr, self.critic.trainable_variables)
         if self.encoder is not None:
-            self.e_optimizer = self._build_optimizer(
-                e_optimizer or keras.optimizers.Adam(hp.e_lr, beta_1=hp.beta1, beta_2=hp.beta2),
-                self.encoder.trainable_variables)
+            self.e_optimizer = self.optimizer_for(e_optimizer, hp.e_lr, self.encoder.trainable_variables)
 
     # ------------------------------------------------------------------ dictionary
     def set_dictionary(self, atoms) -> None:
