@@ -3,13 +3,14 @@
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends dataset-fashion-mnist \
+ && apt-get install -y --no-install-recommends dataset-fashion-mnist g++ \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+RUN python -m tf_sparse_gen.kernels build
 
 ENV TF_CPP_MIN_LOG_LEVEL=2
 # Mount a volume at /app/runs to keep checkpoints; extra arguments go to train.py.

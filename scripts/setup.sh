@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a virtualenv in .venv with the pinned requirements, and the
-# Fashion-MNIST IDX files (Debian's dataset-fashion-mnist where apt and root are
-# available; otherwise train.py falls back to the Keras download on first use).
+# Idempotent set-up: a virtualenv in .venv with the pinned requirements, the compiled
+# top-k kernel, and the Fashion-MNIST IDX files (Debian's dataset-fashion-mnist where
+# apt and root are available; otherwise train.py falls back to the Keras download).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -14,6 +14,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r requirements.txt
   echo "$want" > "$stamp"
+fi
+# The compiled top-k kernel (tf_sparse_gen/kernels); a no-op when an up-to-date build exists.
+# Without a C++ compiler the project still runs, with TensorFlow's slower CPU top_k.
+if out=$(TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tf_sparse_gen.kernels build 2>&1); then
+  echo "setup: $(echo "$out" | tail -1)"
+else
+  echo "$out" | tail -25 >&2
+  echo "setup: the top-k kernel was not built (see above); TopKSparsity will use tf.math.top_k" >&2
 fi
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
