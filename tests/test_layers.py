@@ -26,9 +26,10 @@ def reference_topk(x, k, axis):
 @pytest.mark.parametrize("shape,k,axis", [((3, 10), 4, "channels"), ((2, 4, 4, 6), 2, "channels"),
                                           ((2, 8, 8, 3), 16, "spatial"), ((2, 8, 8, 3), 0.25, "spatial"),
                                           ((2, 5, 5, 7), 0.3, "channels")])
-def test_values_match_reference(shape, k, axis):
+@pytest.mark.parametrize("implementation", ["kernel", "tf"])
+def test_values_match_reference(shape, k, axis, implementation):
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    layer = TopKSparsity(k, axis=axis)
+    layer = TopKSparsity(k, axis=axis, implementation=implementation)
     kk = resolve_k(k, shape[1] * shape[2] if axis == "spatial" and len(shape) == 4 else shape[-1])
     np.testing.assert_allclose(layer(x).numpy(), reference_topk(x, kk, axis), rtol=0, atol=0)
 
@@ -52,11 +53,12 @@ def test_gradient_is_one_on_kept_and_zero_elsewhere():
     assert set(np.unique(grad[~kept])) == {0.0}
 
 
-def test_ties_never_keep_more_than_k():
+@pytest.mark.parametrize("implementation", ["kernel", "tf"])
+def test_ties_never_keep_more_than_k(implementation):
     # Every value ties: a threshold alone would keep all of them.
     x = np.ones((2, 4, 4, 3), np.float32)
     for axis, k in (("spatial", 5), ("channels", 2)):
-        y = TopKSparsity(k, axis=axis)(x).numpy()
+        y = TopKSparsity(k, axis=axis, implementation=implementation)(x).numpy()
         counts = np.count_nonzero(y, axis=(1, 2)) if axis == "spatial" else np.count_nonzero(y, axis=-1)
         assert (counts == k).all(), (axis, counts)
 
@@ -77,7 +79,7 @@ def test_graph_mode_unknown_batch_and_mixed_precision_dtypes():
 def test_serialization_round_trip_and_output_shape(tmp_path):
     layer = TopKSparsity(0.25, axis="spatial", name="s")
     clone = TopKSparsity.from_config(layer.get_config())
-    assert (clone.k, clone.axis, clone.name) == (0.25, "spatial", "s")
+    assert (clone.k, clone.axis, clone.name, clone.implementation) == (0.25, "spatial", "s", "auto")
     assert layer.compute_output_shape((None, 8, 8, 3)) == (None, 8, 8, 3)
     model = keras.Sequential([keras.Input((8, 8, 3)), TopKSparsity(4, axis="spatial")])
     path = str(tmp_path / "m.keras")
@@ -85,6 +87,11 @@ def test_serialization_round_trip_and_output_shape(tmp_path):
     loaded = keras.saving.load_model(path)  # safe_mode is on by default
     x = np.random.default_rng(3).normal(size=(2, 8, 8, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
+
+
+def test_invalid_implementation_is_refused():
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        TopKSparsity(3, implementation="cuda")
 
 
 @pytest.mark.parametrize("k", [0, -1, 1.5, True, "3"])

@@ -85,6 +85,8 @@ class AndOrConfig:
     block_ks: Tuple[K, ...] = (0.25, 0.25, 0)
     convs_per_block: int = 2
     sparsity: bool = True
+    # TopKSparsity's selection: "auto" (the compiled CPU kernel where it applies), "kernel", "tf".
+    topk_implementation: str = "auto"
     ebm: bool = True
     critic_stem: int = 16
     critic_widths: Tuple[int, ...] = (32, 64, 128)
@@ -408,6 +410,7 @@ def _validate(c: Config) -> None:
     if c.model == "andor":
         a = c.andor
         _check_choice("andor.critic_reg", a.critic_reg, ("gp", "sn", "none"))
+        _check_choice("andor.topk_implementation", a.topk_implementation, ("auto", "kernel", "tf"))
         for path in ("andor.z_dim", "andor.base_size", "andor.fc_channels", "andor.convs_per_block",
                      "andor.critic_stem", "andor.sigma", "andor.delta", "andor.g_lr", "andor.c_lr",
                      "andor.infer_steps"):

@@ -58,6 +58,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_sparse_gen.layers import standard_ops
+
 SIGNATURES = ("generate", "encode", "reconstruct")
 SERVING_DEFAULT = "generate"
 METADATA_FILE = "signature.json"
@@ -284,7 +286,9 @@ def export_generative_model(model, path: str, step: Optional[int] = None,
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private
     try:
-        build_archive(model).write_out(tmp, verbose=verbose)
+        # Standard TensorFlow ops only: the export must load without tf_sparse_gen's compiled kernel.
+        with standard_ops(model):
+            build_archive(model).write_out(tmp, verbose=verbose)
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(meta, f, indent=2)
             f.write("\n")

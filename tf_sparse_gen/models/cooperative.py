@@ -42,7 +42,8 @@ class CooperativeAndOrModel(GenerativeModel):
         self.generator = SparseGenerator(
             z_dim=a.z_dim, base_size=a.base_size, fc_channels=a.fc_channels, fc_k=a.fc_k,
             block_widths=a.block_widths, block_ks=a.block_ks, convs_per_block=a.convs_per_block,
-            out_channels=self.image_shape[-1], sparsity=a.sparsity, name="generator")
+            out_channels=self.image_shape[-1], sparsity=a.sparsity, topk_implementation=a.topk_implementation,
+            name="generator")
         if self.generator.image_size != self.image_shape[0]:
             raise ValueError(f"the generator makes {self.generator.image_size}px images, the data is "
                              f"{self.image_shape[0]}px")
@@ -111,16 +112,21 @@ class CooperativeAndOrModel(GenerativeModel):
     def _draw_seed(self):
         return keras.random.randint([2], 0, 2 ** 30, dtype="int32", seed=self.seed_generator)
 
-    @tf.function(reduce_retracing=True)
-    def _infer(self, images, steps, seed):
+    def _langevin_from_zero(self, images, steps, seed):
         z0 = tf.zeros([tf.shape(images)[0], self.hp.z_dim])
         return self.langevin(images, z0, steps, seed)[0]
+
+    @tf.function(reduce_retracing=True)
+    def _infer(self, images, steps, seed):
+        return self._langevin_from_zero(images, steps, seed)
 
     def infer_latent(self, images, steps: Optional[int] = None, seed: int = 0):
         """Latents for any images by Langevin dynamics from z = 0 (the paper's reconstruction)."""
         steps = self.hp.infer_steps if steps is None else steps
-        return self._infer(tf.convert_to_tensor(images, tf.float32), tf.constant(steps),
-                           tf.constant([seed, 0], tf.int32))
+        args = (tf.convert_to_tensor(images, tf.float32), tf.constant(steps), tf.constant([seed, 0], tf.int32))
+        # Inside a caller's graph the loop is traced afresh into it (so e.g. a SavedModel export
+        # traced under `standard_ops` gets standard ops); eager calls share one cached trace.
+        return self._langevin_from_zero(*args) if tf.inside_function() else self._infer(*args)
 
     def encode(self, images):
         return self.infer_latent(images)

@@ -35,6 +35,7 @@ class SparseGenerator(keras.Model):
         convs_per_block: 3x3 conv + ReLU layers per block.
         out_channels: image channels.
         sparsity: False builds the same network with no top-k (the dense baseline).
+        topk_implementation: `TopKSparsity`'s implementation ("auto", "kernel", "tf").
 
     Call arguments:
         z: `[B, z_dim]` latents. Returns images `[B, S, S, out_channels]` in [-1, 1].
@@ -42,7 +43,7 @@ class SparseGenerator(keras.Model):
 
     def __init__(self, z_dim: int, base_size: int, fc_channels: int, fc_k, block_widths: Sequence[int],
                  block_ks: Sequence, convs_per_block: int, out_channels: int, sparsity: bool = True,
-                 **kwargs):
+                 topk_implementation: str = "auto", **kwargs):
         super().__init__(**kwargs)
         self.z_dim = z_dim
         self.base_size = base_size
@@ -54,7 +55,7 @@ class SparseGenerator(keras.Model):
         self.stage_layers: List[keras.layers.Layer] = [self.fc]
         self.stage_upsample: List[bool] = [False]
         self.stage_topk: List[Optional[TopKSparsity]] = [
-            TopKSparsity(fc_k, axis="channels", name="topk_fc") if sparsity and fc_k else None]
+            TopKSparsity(fc_k, axis="channels", implementation=topk_implementation, name="topk_fc") if sparsity and fc_k else None]
         self.stage_size: List[int] = [base_size]
         # Index of the stages whose outputs are the sparse layers (block outputs), and each
         # layer's configured k (also kept with sparsity off: the dense baseline's same layers).
@@ -68,7 +69,8 @@ class SparseGenerator(keras.Model):
                 self.stage_upsample.append(j == 0)
                 last = j == convs_per_block - 1
                 self.stage_topk.append(
-                    TopKSparsity(k, axis="spatial", name=f"topk_block{b}") if last and sparsity and k else None)
+                    TopKSparsity(k, axis="spatial", implementation=topk_implementation,
+                                 name=f"topk_block{b}") if last and sparsity and k else None)
                 self.stage_size.append(size)
             self.layer_stages.append(len(self.stage_layers) - 1)
         self.out_conv = keras.layers.Conv2D(out_channels, 3, padding="same", name="out_conv")
