@@ -40,6 +40,8 @@ def _inputs(rng, shape, kind):
     x = rng.normal(size=shape).astype(np.float32)
     if kind == "relu":  # half exact zeros, as after the generator's ReLU
         return np.maximum(x, 0)
+    if kind == "mostly_zero":  # most rows have fewer than k positives: the k-th value is a tied 0
+        return np.maximum(x - 1.5, 0)
     if kind == "ties":  # few distinct values: ties at the k-th value in most rows
         return np.round(x * 2) / 2
     if kind == "signed_zeros_and_infs":
@@ -51,7 +53,7 @@ def _inputs(rng, shape, kind):
     return x
 
 
-@pytest.mark.parametrize("kind", ["normal", "relu", "ties", "signed_zeros_and_infs"])
+@pytest.mark.parametrize("kind", ["normal", "relu", "mostly_zero", "ties", "signed_zeros_and_infs"])
 @pytest.mark.parametrize("shape,k,spatial", [((5, 10), 1, False), ((5, 10), 4, False), ((5, 10), 10, False),
                                              ((3, 4, 7), 3, False), ((8, 4, 4, 32), 13, False),
                                              ((6, 8, 8, 16), 16, True), ((4, 16, 16, 8), 64, True),

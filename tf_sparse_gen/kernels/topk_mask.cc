@@ -75,6 +75,14 @@ bool RowThreshold(const int32_t* keys, int n, int k, int32_t* threshold) {
     lowest = std::min(lowest, keys[i]);
     highest = std::max(highest, keys[i]);
   }
+  // Fewer than k entries above the row's minimum (a ReLU output with fewer than k positives):
+  // the k-th is the minimum, tied unless the row has only k entries.
+  int above_lowest = 0;
+  for (int i = 0; i < n; ++i) above_lowest += keys[i] > lowest;
+  if (above_lowest < k) {
+    *threshold = lowest;
+    return n == k;
+  }
   // Invariant: count(>= lo) >= k > count(>= hi).
   int64_t lo = lowest, hi = static_cast<int64_t>(highest) + 1;
   while (hi - lo > 1) {
