@@ -67,6 +67,19 @@ def test_mask_equals_the_scatter_of_top_k_indices(shape, k, spatial, kind):
         np.testing.assert_array_equal(mask, top_k_scatter(x, k, spatial))
 
 
+def test_rows_with_nan_keep_exactly_k():
+    x = np.random.default_rng(9).normal(size=(6, 4, 4, 5)).astype(np.float32)
+    x[0, 1, 2, :] = np.nan
+    x[3, :, :, 1] = -np.nan
+    for spatial, k in ((True, 5), (False, 2)):
+        mask = kernels.topk_mask_op()(x, k=k, spatial=spatial).numpy()
+        assert (mask.sum(axis=(1, 2) if spatial else -1) == k).all()
+        clean = top_k_scatter(np.nan_to_num(x, nan=0.0), k, spatial)
+        rows_clean = ~np.isnan(x).any(axis=(1, 2) if spatial else -1)
+        np.testing.assert_array_equal(np.moveaxis(mask, -1, 1)[rows_clean] if spatial else mask[rows_clean],
+                                      np.moveaxis(clean, -1, 1)[rows_clean] if spatial else clean[rows_clean])
+
+
 def test_empty_batch_and_bad_arguments():
     op = kernels.topk_mask_op()
     assert op(np.zeros((0, 4, 4, 3), np.float32), k=2, spatial=True).shape == (0, 4, 4, 3)

@@ -4,13 +4,16 @@
 // top k. TensorFlow's CPU TopK pushes every entry through a heap; here each
 // row's threshold is found by bisection over order-preserving integer keys of
 // the floats, counting the entries >= a candidate in a branch-free loop that
-// the compiler vectorises. The search stops as soon as exactly k entries are
+// the compiler vectorises (with GCC on x86-64 Linux, an AVX2 clone is chosen at
+// load time where the CPU has it). The search stops as soon as exactly k entries are
 // >= the candidate (about 10-12 counts for rows of 64-256). Rows whose k-th
 // value is tied with the (k+1)-th keep the tied entries of lowest index, as
 // tf.math.top_k does, so the mask equals the scatter of top_k's indices.
 //
 // Inputs are [..., C] (rows along the last axis) or, with spatial=true,
-// [B, H, W, C] (rows over H*W for each image and channel).
+// [B, H, W, C] (rows over H*W for each image and channel). -0 and +0 are equal;
+// a NaN orders by its bit pattern (above +inf when its sign bit is clear), so
+// it never breaks the search.
 
 #define EIGEN_USE_THREADS
 
@@ -68,7 +71,13 @@ inline int CountAtLeast(const int32_t* keys, int n, int32_t t) {
 // Writes to *threshold the smallest key kept and returns true when exactly the
 // entries with key >= *threshold are kept, false when the k-th key is tied
 // with an entry outside the top k (then the caller breaks the tie by index).
-__attribute__((target_clones("avx2", "default")))
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define TF_SPARSE_GEN_X86_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TF_SPARSE_GEN_X86_CLONES
+#endif
+
+TF_SPARSE_GEN_X86_CLONES
 bool RowThreshold(const int32_t* keys, int n, int k, int32_t* threshold) {
   int32_t lowest = keys[0], highest = keys[0];
   for (int i = 1; i < n; ++i) {
