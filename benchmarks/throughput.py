@@ -157,6 +157,11 @@ class CpuMonitor:
                 "loadavg_1min_end": os.getloadavg()[0]}
 
 
+def time_ratios(res, pairs):
+    """{ratio name: median time of the sparse variant / of the dense one} for the pairs timed in `res`."""
+    return {key: res[s]["median_s"] / res[d]["median_s"] for key, s, d in pairs if s in res and d in res}
+
+
 def summarize(seconds, images_per_unit):
     """Median / min / max of per-unit times and the images/s at the median."""
     med = statistics.median(seconds)
@@ -399,11 +404,12 @@ def phase_training(models, batches):
     for name, r in res.items():
         r["first_call_trace_s"] = trace_s[name]
         r["ratio_to_wgan_gp_images_per_sec"] = r["images_per_sec"] / base
-    ratios = {key: res[s]["median_s"] / res[d]["median_s"] for key, s, d in PAIRS if s in res and d in res}
-    return res, ratios, load
+    return res, time_ratios(res, PAIRS), load
 
 
 LANGEVIN_VARIANTS = ("andor_sparse", "andor_sparse_tf_top_k", "andor_dense")
+LANGEVIN_PAIRS = [("topk_overhead_langevin", "andor_sparse", "andor_dense"),
+                  ("topk_overhead_langevin_tf_top_k", "andor_sparse_tf_top_k", "andor_dense")]
 
 
 def phase_langevin(models, batches):
@@ -417,10 +423,7 @@ def phase_langevin(models, batches):
         tasks[name] = run
     mon = CpuMonitor().start()
     res = alternate(tasks, FLAGS.rounds, FLAGS.langevin_batches, BATCH)
-    ratios = {"topk_overhead_langevin": res["andor_sparse"]["median_s"] / res["andor_dense"]["median_s"],
-              "topk_overhead_langevin_tf_top_k":
-                  res["andor_sparse_tf_top_k"]["median_s"] / res["andor_dense"]["median_s"]}
-    return res, ratios, mon.stop()
+    return res, time_ratios(res, LANGEVIN_PAIRS), mon.stop()
 
 
 def phase_evaluation(models, source):

@@ -26,6 +26,9 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 # k of a sparse layer: an int >= 1 keeps that many, a float in (0, 1) keeps that
 # fraction of the reduced axis, 0 means "no sparsity at this layer".
 K = Union[int, float]
+# TopKSparsity's selection (tf_sparse_gen.layers): "auto" = the compiled kernel where it applies,
+# else tf.math.top_k; "kernel" = always the kernel; "tf" = always tf.math.top_k.
+TOPK_IMPLEMENTATIONS = ("auto", "kernel", "tf")
 
 
 class ConfigError(ValueError):
@@ -85,8 +88,7 @@ class AndOrConfig:
     block_ks: Tuple[K, ...] = (0.25, 0.25, 0)
     convs_per_block: int = 2
     sparsity: bool = True
-    # TopKSparsity's selection: "auto" (the compiled CPU kernel where it applies), "kernel", "tf".
-    topk_implementation: str = "auto"
+    topk_implementation: str = "auto"  # one of TOPK_IMPLEMENTATIONS
     ebm: bool = True
     critic_stem: int = 16
     critic_widths: Tuple[int, ...] = (32, 64, 128)
@@ -410,7 +412,7 @@ def _validate(c: Config) -> None:
     if c.model == "andor":
         a = c.andor
         _check_choice("andor.critic_reg", a.critic_reg, ("gp", "sn", "none"))
-        _check_choice("andor.topk_implementation", a.topk_implementation, ("auto", "kernel", "tf"))
+        _check_choice("andor.topk_implementation", a.topk_implementation, TOPK_IMPLEMENTATIONS)
         for path in ("andor.z_dim", "andor.base_size", "andor.fc_channels", "andor.convs_per_block",
                      "andor.critic_stem", "andor.sigma", "andor.delta", "andor.g_lr", "andor.c_lr",
                      "andor.infer_steps"):

@@ -9,8 +9,7 @@ import keras
 import tensorflow as tf
 
 from tf_sparse_gen import kernels
-
-IMPLEMENTATIONS = ("auto", "kernel", "tf")
+from tf_sparse_gen.config import TOPK_IMPLEMENTATIONS
 
 
 def resolve_k(k: Union[int, float], n: int) -> int:
@@ -76,8 +75,9 @@ class TopKSparsity(keras.layers.Layer):
         super().__init__(**kwargs)
         if axis not in ("channels", "spatial"):
             raise ValueError(f"TopKSparsity axis must be 'channels' or 'spatial', got {axis!r}")
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"TopKSparsity implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+        if implementation not in TOPK_IMPLEMENTATIONS:
+            raise ValueError(f"TopKSparsity implementation must be one of {TOPK_IMPLEMENTATIONS}, "
+                             f"got {implementation!r}")
         if isinstance(k, bool) or not isinstance(k, (int, float)) or k <= 0:
             raise ValueError(f"TopKSparsity k must be an int >= 1 or a fraction in (0, 1), got {k!r}")
         if isinstance(k, float) and not k.is_integer() and k >= 1:

@@ -164,6 +164,8 @@ class TopKMaskOp : public OpKernel {
             for (int64_t c = 0; c < channels; ++c) keys[c * n + i] = Key(img[i * channels + c]);
           for (int64_t c = 0; c < channels; ++c)
             exact[c] = RowThreshold(keys.data() + c * n, n, k, &thresholds[c]);
+          // Keys are recomputed from the input rather than read back from the transposed
+          // buffer, so that reads and writes both run in NHWC order.
           for (int i = 0; i < n; ++i)
             for (int64_t c = 0; c < channels; ++c)
               img_out[i * channels + c] = Key(img[i * channels + c]) >= thresholds[c] ? 1.0f : 0.0f;

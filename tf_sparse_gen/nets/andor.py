@@ -13,6 +13,7 @@ by exactly the network that generates.
 
 from __future__ import annotations
 
+import functools
 from typing import List, Optional, Sequence
 
 import keras
@@ -54,8 +55,9 @@ class SparseGenerator(keras.Model):
         # its top-k (or None), and the resolution of its output.
         self.stage_layers: List[keras.layers.Layer] = [self.fc]
         self.stage_upsample: List[bool] = [False]
+        topk = functools.partial(TopKSparsity, implementation=topk_implementation)
         self.stage_topk: List[Optional[TopKSparsity]] = [
-            TopKSparsity(fc_k, axis="channels", implementation=topk_implementation, name="topk_fc") if sparsity and fc_k else None]
+            topk(fc_k, axis="channels", name="topk_fc") if sparsity and fc_k else None]
         self.stage_size: List[int] = [base_size]
         # Index of the stages whose outputs are the sparse layers (block outputs), and each
         # layer's configured k (also kept with sparsity off: the dense baseline's same layers).
@@ -69,8 +71,7 @@ class SparseGenerator(keras.Model):
                 self.stage_upsample.append(j == 0)
                 last = j == convs_per_block - 1
                 self.stage_topk.append(
-                    TopKSparsity(k, axis="spatial", implementation=topk_implementation,
-                                 name=f"topk_block{b}") if last and sparsity and k else None)
+                    topk(k, axis="spatial", name=f"topk_block{b}") if last and sparsity and k else None)
                 self.stage_size.append(size)
             self.layer_stages.append(len(self.stage_layers) - 1)
         self.out_conv = keras.layers.Conv2D(out_channels, 3, padding="same", name="out_conv")
