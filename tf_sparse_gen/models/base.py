@@ -171,13 +171,12 @@ class GenerativeModel(keras.Model):
         total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, padded)
         return tf.cast(total, x.dtype)
 
-    @staticmethod
-    def all_replicas(finite):
+    def all_replicas(self, finite):
         """A boolean that holds on every replica (logical AND across replicas)."""
-        ctx = tf.distribute.get_replica_context()
-        if ctx is None or ctx.num_replicas_in_sync == 1:
+        if self.replicas()[0] == 1:
             return finite
-        failures = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
+        failures = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
         return tf.equal(failures, 0.0)
 
     # ------------------------------------------------------------------ divergence guard
