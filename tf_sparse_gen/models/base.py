@@ -60,6 +60,11 @@ class GenerativeModel(keras.Model):
     def make_trackers(names) -> Dict[str, keras.metrics.Mean]:
         return {n: keras.metrics.Mean(name=n) for n in names}
 
+    def check_image_size(self, generated: int) -> None:
+        """Refuses a generator whose images (`generated` px square) do not match the data's size."""
+        if generated != self.image_shape[0]:
+            raise ValueError(f"the generator makes {generated}px images, the data is {self.image_shape[0]}px")
+
     def compile(self, **kwargs):
         """Creates and builds the optimizers from `self.cfg` (overridable by kwargs)."""
         raise NotImplementedError

@@ -44,9 +44,7 @@ class CooperativeAndOrModel(GenerativeModel):
             block_widths=a.block_widths, block_ks=a.block_ks, convs_per_block=a.convs_per_block,
             out_channels=self.image_shape[-1], sparsity=a.sparsity, topk_implementation=a.topk_implementation,
             name="generator")
-        if self.generator.image_size != self.image_shape[0]:
-            raise ValueError(f"the generator makes {self.generator.image_size}px images, the data is "
-                             f"{self.image_shape[0]}px")
+        self.check_image_size(self.generator.image_size)
         self.critic = None
         if a.ebm:
             self.critic = EnergyCritic(a.critic_stem, a.critic_widths, spectral_norm=a.critic_reg == "sn",

@@ -60,9 +60,7 @@ class SparseGAN(GenerativeModel):
         hp = config.spgan
         self.hp = hp
         self.generator, self.critic, self.encoder = build_networks(hp, self.image_shape)
-        if self.generator.image_size != self.image_shape[0]:
-            raise ValueError(f"the generator makes {self.generator.image_size}px images, the data is "
-                             f"{self.image_shape[0]}px")
+        self.check_image_size(self.generator.image_size)
         # The dictionary variable (owned by the generator's decoder); None for the dense baseline.
         self.dictionary = self.generator.dictionary
         names = ["d_loss", "d_real", "d_fake", "wasserstein", "gradient_penalty", "d_grad_norm",
