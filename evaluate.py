@@ -17,6 +17,7 @@ flags.DEFINE_string("model_dir", None, "Run directory written by train.py.", req
 flags.DEFINE_string("dataset", None, "Reference dataset (default: the run's).")
 flags.DEFINE_string("split", "test", "Reference split.")
 flags.DEFINE_integer("num_samples", None, "Generated samples / reconstructed images (default: the split size).")
+flags.DEFINE_integer("num_reconstructions", None, "Held-out images of the mse metric (default: --num_samples).")
 flags.DEFINE_list("metrics", "fd,kid,is,mse,ncc,sparsity", "Metrics to compute; add purity for shapes runs.")
 flags.DEFINE_enum("feature_net", "fmnist", ["fmnist", "inception"], "Feature network of fd/kid/is.")
 flags.DEFINE_string("inception_weights", None, "InceptionV3 weights file (default: the Keras cache).")
@@ -36,7 +37,7 @@ def main(argv):
     try:
         report = evaluation.evaluate(
             FLAGS.model_dir, metrics=FLAGS.metrics, dataset=FLAGS.dataset, split=FLAGS.split,
-            num_samples=FLAGS.num_samples, feature_net=FLAGS.feature_net,
+            num_samples=FLAGS.num_samples, num_reconstructions=FLAGS.num_reconstructions, feature_net=FLAGS.feature_net,
             inception_weights=FLAGS.inception_weights, batch_size=FLAGS.batch_size, seed=FLAGS.seed)
     except (ConfigError, DatasetError, FeatureNetWeightsError) as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)

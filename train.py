@@ -26,6 +26,8 @@ flags.DEFINE_string("model_dir", "runs/andor_fashion_mnist", "Run directory (cre
 flags.DEFINE_enum("preset", "small", ["tiny", "small", "paper"], "Hyper-parameter preset.")
 flags.DEFINE_integer("train_steps", None, "Total training steps of the run (default: the preset's).")
 flags.DEFINE_float("train_minutes", 5.0, "Wall-clock budget of this invocation in minutes; 0 = no limit.")
+flags.DEFINE_float("train_cpu_minutes", None, "CPU-time budget of this invocation in minutes of process CPU "
+                   "time summed over threads (2 busy cores: 2 per wall minute); 0 = no limit.")
 flags.DEFINE_integer("batch_size", None, "Batch size (default: the preset's).")
 flags.DEFINE_integer("seed", None, "Random seed (default 0).")
 flags.DEFINE_integer("image_size", None, "Image side in pixels (default: the preset's).")
@@ -48,6 +50,7 @@ flags.DEFINE_bool("export", False, "Export a SavedModel to model_dir/export afte
 # flag name -> config path
 _FIELD_FLAGS = {
     "dataset": "data.dataset", "train_steps": "train.train_steps", "train_minutes": "train.train_minutes",
+    "train_cpu_minutes": "train.train_cpu_minutes",
     "batch_size": "train.batch_size", "seed": "train.seed", "image_size": "data.image_size",
     "channels": "data.channels", "data_dir": "data.data_dir", "max_examples": "data.max_examples",
     "mixed_precision": "train.mixed_precision", "strategy": "train.strategy",

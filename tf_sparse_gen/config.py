@@ -54,6 +54,13 @@ class TrainConfig:
     train_steps: int = 20000
     # Wall-clock budget of one train.py invocation in minutes (0 = unlimited).
     train_minutes: float = 0.0
+    # CPU-time budget of one invocation in minutes of process CPU time, summed over
+    # threads (0 = unlimited). Unlike wall-clock it does not shrink when other work
+    # shares the machine, so benchmarks compare variants by it.
+    train_cpu_minutes: float = 0.0
+    # Exponential moving average of the generator's weights (0 = off). The averaged
+    # weights make samples, evaluation and exports; the raw ones keep training.
+    ema_decay: float = 0.0
     seed: int = 0
     deterministic: bool = False
     log_every: int = 50
@@ -96,7 +103,19 @@ class AndOrConfig:
     # which states none; without one the critic's scores explode.
     critic_reg: str = "gp"
     gp_weight: float = 10.0
-    critic_weight: float = 0.02
+    # Generator objective: `recon_reduction` "sum" is eq. 15 as printed (squared error
+    # summed over pixels / 2 sigma^2), "mean" divides it by the pixel count D.
+    # `critic_weight` multiplies eq. 22's critic term; None = eq. 22's own weight in
+    # that reduction (1 for "sum", 1 / D for "mean"). With "mean", w = 0.02 is the
+    # critic 0.02 * D times stronger than the paper's balance (20x at 32x32x1).
+    recon_reduction: str = "mean"
+    critic_weight: Optional[float] = 0.02
+    # False drops the reconstruction term and the Langevin inference: the generator
+    # then learns from the critic alone (a WGAN-GP on the same networks, the
+    # yardstick of benchmarks/andor_budget.py). Needs ebm.
+    abp: bool = True
+    # Critic updates per step (Algorithm 1 makes one).
+    n_critic: int = 1
     sigma: float = 0.3
     delta: float = 0.1
     langevin_steps: int = 10
@@ -298,7 +317,7 @@ class Config:
 # Fields that may differ between the run on disk and a resumed invocation:
 # they change how long or how fast a run goes, not what it computes.
 SESSION_FIELDS = frozenset({
-    "train.train_steps", "train.train_minutes", "train.log_every",
+    "train.train_steps", "train.train_minutes", "train.train_cpu_minutes", "train.log_every",
     "train.checkpoint_every", "train.keep_checkpoints", "train.sample_every",
     "train.num_sample_images", "train.strategy", "train.jit_compile",
     "train.max_nonfinite_steps", "data.data_dir", "preset",
@@ -404,14 +423,24 @@ def _validate(c: Config) -> None:
                  "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
                  "train.sample_every", "train.num_sample_images", "train.max_nonfinite_steps"):
         _check_positive(path, _get(c, path))
-    for path in ("train.train_minutes", "train.seed", "data.max_examples", "data.shapes_num_examples"):
+    for path in ("train.train_minutes", "train.train_cpu_minutes", "train.seed", "data.max_examples", "data.shapes_num_examples"):
         _check_positive(path, _get(c, path), allow_zero=True)
     _check_choice("data.channels", c.data.channels, (1, 3))
+    if not 0.0 <= c.train.ema_decay < 1.0:
+        raise ConfigError(f"config: 'train.ema_decay'={c.train.ema_decay} must be in [0, 1) (0 = no EMA; "
+                          "0.999 is typical)")
     if not c.data.dataset:
         raise ConfigError("config: 'data.dataset' is empty; see --helpfull for the dataset sources")
     if c.model == "andor":
         a = c.andor
         _check_choice("andor.critic_reg", a.critic_reg, ("gp", "sn", "none"))
+        _check_choice("andor.recon_reduction", a.recon_reduction, ("mean", "sum"))
+        if a.critic_weight is not None:
+            _check_positive("andor.critic_weight", a.critic_weight, allow_zero=True)
+        _check_positive("andor.n_critic", a.n_critic)
+        if not a.abp and not a.ebm:
+            raise ConfigError("config: 'andor.abp'=false with 'andor.ebm'=false leaves the generator nothing to "
+                              "learn from; keep one of them on")
         _check_choice("andor.topk_implementation", a.topk_implementation, TOPK_IMPLEMENTATIONS)
         for path in ("andor.z_dim", "andor.base_size", "andor.fc_channels", "andor.convs_per_block",
                      "andor.critic_stem", "andor.sigma", "andor.delta", "andor.g_lr", "andor.c_lr",

@@ -59,7 +59,8 @@ class _Progress:
 
 
 def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: Optional[str] = None,
-             split: str = "test", num_samples: Optional[int] = None, feature_net: str = "fmnist",
+             split: str = "test", num_samples: Optional[int] = None, num_reconstructions: Optional[int] = None,
+             feature_net: str = "fmnist",
              inception_weights: Optional[str] = None, batch_size: int = 100, ncc_latents: int = 8,
              ncc_images: int = 1000, purity_scenes: int = 100, seed: int = 0, log: Callable[[str], None] = print) -> dict:
     """Evaluates the latest checkpoint of `model_dir`; writes eval/metrics.json and eval/report.html.
@@ -71,6 +72,7 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
         split: the reference split (default "test").
         num_samples: generated samples and reconstructed images (default: the
             size of the reference split).
+        num_reconstructions: held-out images of the `mse` metric (default: num_samples).
         feature_net: "fmnist" or "inception".
         ncc_latents / ncc_images: latents whose mid-layer bases are matched, and
             training images they are matched against.
@@ -139,9 +141,10 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
             results[names[key]] = entry
 
     if "mse" in metrics:
-        progress = _Progress(log, "reconstructions", n)
+        n_rec = n if num_reconstructions is None else min(int(num_reconstructions), ref.num_examples)
+        progress = _Progress(log, "reconstructions", n_rec)
         total, count, shown = 0.0, 0, None
-        for batch in ref.eval_dataset(batch_size, limit=n):
+        for batch in ref.eval_dataset(batch_size, limit=n_rec):
             images = batch[1]
             recon = tf.cast(model.reconstruct(images), tf.float32)
             # [-1, 1] -> [0, 1]: the squared error scales by 1/4.
@@ -151,7 +154,7 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
                 shown = (images.numpy()[:16], recon.numpy()[:16])
             progress.update(int(images.shape[0]))
         timing["reconstruct_images_per_sec"] = progress.rate
-        results["mse"] = {"value": total / count, "num_samples": n, "scale": "[0, 1] per pixel", **where}
+        results["mse"] = {"value": total / count, "num_samples": n_rec, "scale": "[0, 1] per pixel", **where}
         pairs = np.stack([shown[0], shown[1]], axis=1).reshape(-1, *shown[0].shape[1:])
         figures["reconstructions (original | reconstruction)"] = image_lib.save_png(
             image_lib.image_grid(pairs, ncol=8), os.path.join(out_dir, "reconstructions.png"), scale=3)

@@ -52,16 +52,22 @@ def wasserstein_gradient_penalty(critic: Callable, real, fake, epsilon, eps_norm
     return tf.reduce_mean(tf.square(norm - 1.0))
 
 
-def abp_reconstruction_loss(images, reconstructions, sigma: float):
-    """||Y - g(Z)||^2 / (2 sigma^2), averaged over the batch and divided by the pixel count.
+def abp_reconstruction_loss(images, reconstructions, sigma: float, reduction: str = "mean"):
+    """The generator's term of alternating back-propagation (Han et al. 2017; Xing et al. eq. 15).
 
-    The generator's term of alternating back-propagation (Han et al. 2017;
-    Xing et al. eq. 15). Dividing by the pixel count only rescales the
-    learning rate; it keeps the balance with the critic term independent of
-    the image size. Equals mean((Y - g(Z))^2) / (2 sigma^2).
+    reduction "sum": L = (1/B) sum_i ||Y_i - g(Z_i)||^2 / (2 sigma^2), the squared
+    error summed over the D pixel values of each image and averaged over the batch,
+    as eq. 15 is printed. "mean": the same divided by D, i.e.
+    mean((Y - g(Z))^2) / (2 sigma^2); it keeps the balance with a critic term
+    independent of the image size.
     """
     diff = _f32(images) - _f32(reconstructions)
-    return tf.reduce_mean(tf.square(diff)) / (2.0 * sigma ** 2)
+    per_image = tf.reduce_sum(tf.square(diff), axis=tf.range(1, tf.rank(diff)))
+    if reduction == "mean":
+        per_image = per_image / tf.cast(tf.reduce_prod(tf.shape(diff)[1:]), tf.float32)
+    elif reduction != "sum":
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    return tf.reduce_mean(per_image) / (2.0 * sigma ** 2)
 
 
 def langevin_energy(images, reconstructions, z, sigma: float):

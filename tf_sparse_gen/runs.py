@@ -112,5 +112,7 @@ def load_trained_model(model_dir: str, checkpoint: Optional[str] = None) -> Trai
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     status = tf.train.Checkpoint(step=step, model=model).restore(checkpoint).expect_partial()
     _check_weights_restored(status, model, checkpoint, model_dir)
+    # Inference uses the averaged generator weights where the run kept them.
+    model.swap_ema()
     return TrainedModel(model=model, config=config, step=int(step.numpy()), checkpoint=checkpoint,
                         model_dir=model_dir)

@@ -126,12 +126,24 @@ def check_replicas(config: Config, strategy: tf.distribute.Strategy) -> None:
 
 
 class _Budget:
-    def __init__(self, minutes: float):
-        self.start = time.monotonic()
-        self.seconds = minutes * 60.0
+    """The wall-clock and CPU-time budgets of one invocation (0 = none)."""
 
-    def exceeded(self) -> bool:
-        return self.seconds > 0 and time.monotonic() - self.start >= self.seconds
+    def __init__(self, minutes: float, cpu_minutes: float = 0.0):
+        self.start = time.monotonic()
+        self.cpu_start = time.process_time()
+        self.seconds = minutes * 60.0
+        self.cpu_seconds = cpu_minutes * 60.0
+
+    def exceeded(self) -> Optional[str]:
+        """The name of the budget that ran out (the config field), or None."""
+        if self.seconds > 0 and time.monotonic() - self.start >= self.seconds:
+            return "train_minutes"
+        if self.cpu_seconds > 0 and time.process_time() - self.cpu_start >= self.cpu_seconds:
+            return "train_cpu_minutes"
+        return None
+
+    def used(self) -> Dict[str, float]:
+        return {"wall_seconds": time.monotonic() - self.start, "cpu_seconds": time.process_time() - self.cpu_start}
 
 
 class TrainLoop(keras.callbacks.Callback):
@@ -245,8 +257,9 @@ class Run:
     def write_images(self, step: int) -> Dict[str, str]:
         if not self.chief:
             return {}
-        grids = {name: image_lib.image_grid(batch.numpy(), ncol=8)
-                 for name, batch in self.model.summary_images(self.fixed_images, self.fixed_z).items()}
+        with self.model.averaged_weights():
+            batches = self.model.summary_images(self.fixed_images, self.fixed_z)
+            grids = {name: image_lib.image_grid(batch.numpy(), ncol=8) for name, batch in batches.items()}
         paths = {}
         with self.writer.as_default(step=step):
             for name, grid in grids.items():
@@ -264,7 +277,7 @@ def train(config: Config, model_dir: str, log: Callable[[str], None] = print) ->
     config = resolve_run(config, model_dir)
     strategy = make_strategy(config.train.strategy)
     setup_runtime(config)
-    budget = _Budget(config.train.train_minutes)
+    budget = _Budget(config.train.train_minutes, config.train.train_cpu_minutes)
     write_dir = None if is_chief(strategy) else tempfile.mkdtemp(prefix="tf_sparse_gen_worker_")
     try:
         return _train(config, model_dir, log, strategy, write_dir, budget)
@@ -322,9 +335,9 @@ def _train(config: Config, model_dir: str, log, strategy, write_dir: Optional[st
     if run.manager.latest_checkpoint is None or not run.manager.latest_checkpoint.endswith(f"-{step}"):
         run.manager.save(checkpoint_number=step)
     paths = run.write_images(step)
-    stopped_by = loop.interrupted or ("train_steps" if step >= total else "train_minutes")
+    stopped_by = loop.interrupted or ("train_steps" if step >= total else budget.exceeded() or "train_minutes")
     log(f"stopped at step {step} ({stopped_by}); checkpoint {run.manager.latest_checkpoint}; "
         f"samples {paths.get('samples')}")
     summary.update(final_step=step, stopped_by=stopped_by, samples=paths,
-                   checkpoint=run.manager.latest_checkpoint)
+                   checkpoint=run.manager.latest_checkpoint, **budget.used())
     return summary

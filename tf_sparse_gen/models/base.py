@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Dict, Optional, Tuple
 
 import keras
@@ -45,6 +46,8 @@ class GenerativeModel(keras.Model):
         self.last_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False, name="last_nonfinite",
                                           aggregation=first)
         self.check_names: list = []
+        self.ema_weights: list = []
+        self.ema_in_use = False
 
     # ------------------------------------------------------------------ contract
     @property
@@ -121,6 +124,54 @@ class GenerativeModel(keras.Model):
     def sample_latents(self, n: int, seed: Optional[int] = None):
         seed = self.cfg.train.seed if seed is None else seed
         return tf.random.stateless_normal([n, self.latent_dim], seed=[seed, 7919])
+
+    # ------------------------------------------------------------------ EMA
+    def track_ema(self, *networks) -> None:
+        """Keeps an exponential moving average of `networks`' weights when train.ema_decay > 0.
+
+        Call at the end of the family's `__init__` (the averages are checkpointed with the
+        model). Every weight is averaged, BatchNorm statistics included. The decay of
+        update t (from 1) is min(ema_decay, (1 + t) / (10 + t)), as in
+        `tf.train.ExponentialMovingAverage` with `num_updates`: early averages are not
+        dominated by the initial weights.
+        """
+        self.ema_decay = float(self.cfg.train.ema_decay)
+        self._ema_sources = [w for net in networks for w in net.weights]
+        if not self.ema_decay:
+            return
+        first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.ema_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates", aggregation=first)
+        self.ema_weights = [tf.Variable(tf.convert_to_tensor(w), trainable=False, aggregation=first,
+                                        name="ema_" + w.name) for w in self._ema_sources]
+
+    def update_ema(self) -> None:
+        """One EMA update (called by each family at the end of its train_step); no-op when off."""
+        if not self.ema_weights:
+            return
+        t = tf.cast(self.ema_updates.assign_add(1), tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
+        for avg, w in zip(self.ema_weights, self._ema_sources):
+            avg.assign(decay * avg + (1.0 - decay) * tf.cast(w, avg.dtype))
+
+    def swap_ema(self) -> None:
+        """Exchanges the networks' weights with their averages (twice restores them)."""
+        for avg, w in zip(self.ema_weights, self._ema_sources):
+            raw = tf.identity(tf.convert_to_tensor(w))
+            w.assign(tf.convert_to_tensor(avg))
+            avg.assign(raw)
+        self.ema_in_use = not self.ema_in_use if self.ema_weights else False
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """Within the block the averaged weights are in place (a no-op without EMA or when in use)."""
+        if not self.ema_weights or self.ema_in_use:
+            yield
+            return
+        self.swap_ema()
+        try:
+            yield
+        finally:
+            self.swap_ema()
 
     # ------------------------------------------------------------------ replicas
     @staticmethod

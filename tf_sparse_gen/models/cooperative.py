@@ -55,13 +55,24 @@ class CooperativeAndOrModel(GenerativeModel):
         self.latents = tf.Variable(
             tf.random.stateless_normal([self.num_examples, a.z_dim], seed=[config.train.seed, 1]),
             trainable=False, name="persistent_latents", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        names = ["recon_loss", "mse_before_langevin", "mse_after_langevin", "g_grad_norm"]
+        names = ["g_grad_norm"]
+        if a.abp:
+            names += ["recon_loss", "mse_before_langevin", "mse_after_langevin"]
         if a.ebm:
             names += ["critic_loss", "critic_real", "critic_fake", "gen_critic_term", "c_grad_norm"]
             if a.critic_reg == "gp":
                 names.append("gradient_penalty")
         names += [f"active_{n}" for n in self.generator.layer_names]
         self.trackers = self.make_trackers(names)
+        self.track_ema(self.generator)
+
+    @property
+    def critic_weight(self) -> float:
+        """The weight of eq. 22's critic term; by default eq. 22's own in the chosen reduction."""
+        a = self.hp
+        if a.critic_weight is not None:
+            return float(a.critic_weight)
+        return 1.0 if a.recon_reduction == "sum" else 1.0 / float(np.prod(self.image_shape))
 
     def compile(self, g_optimizer: Optional[keras.optimizers.Optimizer] = None,
                 c_optimizer: Optional[keras.optimizers.Optimizer] = None, **kwargs):
@@ -189,9 +200,9 @@ class CooperativeAndOrModel(GenerativeModel):
         logs: Dict[str, tf.Tensor] = {}
         checks: Dict[str, tf.Tensor] = {}
 
-        # 1. Critic: raise mean f(Y) - mean f(Y_hat).
-        if self.critic is not None:
-            fakes = self.generator(z_hat)
+        # 1. Critic (n_critic updates): raise mean f(Y) - mean f(Y_hat).
+        for i in range(a.n_critic if self.critic is not None else 0):
+            fakes = self.generator(z_hat if i == 0 else self.random_normal([batch, a.z_dim]))
             with tf.GradientTape() as tape:
                 real_scores = self.critic(images, training=True)
                 fake_scores = self.critic(fakes, training=True)
@@ -207,27 +218,34 @@ class CooperativeAndOrModel(GenerativeModel):
                         critic_fake=tf.reduce_mean(fake_scores), c_grad_norm=tf.linalg.global_norm(c_grads))
 
         # 2. Langevin inference on the persistent latents of this batch.
-        z, mse_before, mse_after = self.langevin(images, tf.gather(self.latents, index), a.langevin_steps,
-                                                 self._draw_seed())
-        checks["langevin"] = self.all_replicas(self.all_finite(z))
-        z = tf.where(checks["langevin"], z, tf.gather(self.latents, index))
-        self.store_latents(index, z)
+        if a.abp:
+            z, mse_before, mse_after = self.langevin(images, tf.gather(self.latents, index), a.langevin_steps,
+                                                     self._draw_seed())
+            checks["langevin"] = self.all_replicas(self.all_finite(z))
+            z = tf.where(checks["langevin"], z, tf.gather(self.latents, index))
+            self.store_latents(index, z)
+            logs.update(mse_before_langevin=mse_before, mse_after_langevin=mse_after)
 
         # 3. Generator: reconstruction (ABP) term and the critic's judgement of syntheses.
         with tf.GradientTape() as tape:
-            recon, _, acts, _ = self.generator.forward(z, record=True)
-            recon_loss = losses.abp_reconstruction_loss(images, recon, a.sigma)
-            g_loss = recon_loss
+            g_loss = tf.constant(0.0)
+            if a.abp:
+                recon, _, acts, _ = self.generator.forward(z, record=True)
+                recon_loss = losses.abp_reconstruction_loss(images, recon, a.sigma, a.recon_reduction)
+                logs["recon_loss"] = recon_loss
+                g_loss = g_loss + recon_loss
             if self.critic is not None:
-                critic_term = losses.wasserstein_generator_loss(self.critic(self.generator(z_hat)))
+                fakes, _, fake_acts, _ = self.generator.forward(z_hat, record=not a.abp)
+                acts = acts if a.abp else fake_acts
+                critic_term = losses.wasserstein_generator_loss(self.critic(fakes))
                 logs["gen_critic_term"] = critic_term
-                g_loss = g_loss + a.critic_weight * critic_term
+                g_loss = g_loss + self.critic_weight * critic_term
         g_grads = self.guarded_update("generator_loss", tape, self.g_optimizer, g_loss,
                                       self.generator.trainable_variables, checks)
         self.note_finite(checks)
+        self.update_ema()
 
-        logs.update(recon_loss=recon_loss, mse_before_langevin=mse_before, mse_after_langevin=mse_after,
-                    g_grad_norm=tf.linalg.global_norm(g_grads))
+        logs["g_grad_norm"] = tf.linalg.global_norm(g_grads)
         for name, s in zip(self.generator.layer_names, self.generator.layer_stages):
             logs[f"active_{name}"] = tf.reduce_mean(tf.cast(acts[s] > 0, tf.float32))
         self.update_trackers(self.trackers, logs)

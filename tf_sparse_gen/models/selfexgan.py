@@ -73,6 +73,7 @@ class SelfExGAN(GenerativeModel):
         if self.d2 is not None:
             names += ["d2_loss", "d2_real", "d2_fake", "g_d2_term", "e_d2_term", "d2_grad_norm"]
         self.trackers = self.make_trackers(names)
+        self.track_ema(self.generator)
 
     def compile(self, g_optimizer: Optional[keras.optimizers.Optimizer] = None,
                 e_optimizer: Optional[keras.optimizers.Optimizer] = None,
@@ -227,5 +228,6 @@ class SelfExGAN(GenerativeModel):
         logs.update(g_loss=g_loss, g_d1_term=g_d1, e_loss=e_loss, kl=kl, recon_mse=recon_mse,
                     latent_norm=tf.reduce_mean(tf.norm(tf.cast(codes, tf.float32), axis=-1)),
                     g_grad_norm=tf.linalg.global_norm(g_grads), e_grad_norm=tf.linalg.global_norm(e_grads))
+        self.update_ema()
         self.update_trackers(self.trackers, logs)
         return self.tracked_results()

@@ -70,6 +70,7 @@ class SparseGAN(GenerativeModel):
         if hp.reconstructor:
             names += ["e_loss", "e_grad_norm", "recon_loss", "r_grad_norm"]
         self.trackers = self.make_trackers(names)
+        self.track_ema(self.generator)
 
     def compile(self, g_optimizer: Optional[keras.optimizers.Optimizer] = None,
                 d_optimizer: Optional[keras.optimizers.Optimizer] = None,
@@ -253,5 +254,6 @@ class SparseGAN(GenerativeModel):
                 run(self.encoder_step, batch, i)
                 run(self.reconstruction_step, images, i)
         self.note_finite(checks)
+        self.update_ema()
         self.update_trackers(self.trackers, {k: tf.add_n(v) / len(v) for k, v in values.items()})
         return self.tracked_results()

@@ -1,0 +1,207 @@
+"""Equal-budget quality benchmarks, resumable per variant.
+
+A benchmark is a list of `Variant`s. Each one is trained by `train.py` in its own
+process for the same CPU-time budget (`--train_cpu_minutes`: process CPU time over
+all threads, so two busy cores spend 2 CPU-minutes per wall minute; unlike
+wall-clock it does not shrink when other work shares the machine), evaluated by
+`evaluate.py`, and its results are written to `results_dir/<variant>.json` with its
+sample grids beside it. A variant whose JSON exists is skipped, so a stopped
+benchmark continues where it stopped; `--commit` commits each variant's files as
+they are written. The table (`results.md`, `results.json`) is remade after each
+variant from every JSON present, as mean +- std over the seeds of each group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass
+class Variant:
+    """One trained model of a benchmark.
+
+    Args:
+        group: the row of the table (seeds of one group are averaged).
+        seed: the run's seed.
+        flags: train.py flags of this variant (besides budget, seed and model_dir).
+    """
+
+    group: str
+    seed: int
+    flags: Sequence[str]
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}_s{self.seed}"
+
+
+def _last_json_line(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError("no JSON summary in the output:\n" + text[-2000:])
+
+
+def _run(cmd: List[str], log_path: str) -> str:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log_path, "a") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+        log.write(proc.stdout)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}); see {log_path}")
+    return proc.stdout
+
+
+def run_variant(v: Variant, cpu_minutes: float, runs_root: str, results_dir: str,
+                eval_flags: Sequence[str]) -> dict:
+    """Trains and evaluates one variant from scratch; returns its result record."""
+    run_dir = os.path.join(runs_root, v.name)
+    shutil.rmtree(run_dir, ignore_errors=True)  # a half-trained variant starts again
+    os.makedirs(runs_root, exist_ok=True)
+    log_path = os.path.join(runs_root, v.name + ".log")
+    py = sys.executable
+    train = _last_json_line(_run(
+        [py, "train.py", *v.flags, f"--model_dir={run_dir}", f"--seed={v.seed}", "--train_minutes=0",
+         f"--train_cpu_minutes={cpu_minutes}", "--train_steps=100000000",
+         "--set=train.sample_every=1000000000", "--set=train.checkpoint_every=1000000000"], log_path))
+    _run([py, "evaluate.py", f"--model_dir={run_dir}", *eval_flags], log_path)
+    with open(os.path.join(run_dir, "eval", "metrics.json")) as f:
+        metrics = json.load(f)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        batch = json.load(f)["train"]["batch_size"]
+    steps = int(train["final_step"])
+    record = {
+        "variant": v.name, "group": v.group, "seed": v.seed, "flags": list(v.flags),
+        "cpu_minutes_budget": cpu_minutes, "steps": steps,
+        "train_wall_seconds": train["wall_seconds"], "train_cpu_seconds": train["cpu_seconds"],
+        "images_per_sec": steps * batch / max(train["wall_seconds"], 1e-9),
+        "images_per_cpu_sec": steps * batch / max(train["cpu_seconds"], 1e-9),
+        "metrics": {k: m["value"] for k, m in metrics["metrics"].items()},
+        "metric_details": metrics["metrics"], "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    samples = sorted(glob.glob(os.path.join(run_dir, "samples", "samples_*.png")))
+    recons = sorted(glob.glob(os.path.join(run_dir, "samples", "reconstructions_*.png")))
+    for kind, paths in (("samples", samples), ("reconstructions", recons)):
+        if paths:
+            shutil.copy(paths[-1], os.path.join(results_dir, f"{v.name}_{kind}.png"))
+    return record
+
+
+def _mean_std(values: List[float]) -> str:
+    if not values:
+        return ""
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.4g} (1 seed)"
+    std = math.sqrt(sum((x - mean) ** 2 for x in values) / (len(values) - 1))
+    return f"{mean:.4g} ± {std:.2g}"
+
+
+def summarise(results_dir: str, title: str, columns: Sequence[str], groups: Sequence[str],
+              baseline: Optional[str] = None, ratio_metric: str = "fd_fmnist", notes: str = "") -> dict:
+    """Remakes results.md / results.json from every variant JSON in `results_dir`."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(results_dir, "*_s[0-9]*.json"))):
+        with open(path) as f:
+            records.append(json.load(f))
+    table = {}
+    for g in groups:
+        rs = [r for r in records if r["group"] == g]
+        if not rs:
+            continue
+        row = {"seeds": sorted(r["seed"] for r in rs), "steps": [r["steps"] for r in rs]}
+        for c in columns:
+            row[c] = [r["metrics"][c] for r in rs if c in r["metrics"]]
+        row["images_per_sec"] = [r["images_per_sec"] for r in rs]
+        table[g] = row
+    lines = [f"# {title}", "", notes, "",
+             "| variant | seeds | steps | " + " | ".join(columns) + " | img/s |",
+             "|---" * (len(columns) + 4) + "|"]
+    for g, row in table.items():
+        cells = [_mean_std(row[c]) for c in columns]
+        lines.append(f"| {g} | {','.join(map(str, row['seeds']))} | {_mean_std([float(s) for s in row['steps']])} | "
+                     + " | ".join(cells) + f" | {_mean_std(row['images_per_sec'])} |")
+    if baseline and baseline in table and table[baseline].get(ratio_metric):
+        base = sum(table[baseline][ratio_metric]) / len(table[baseline][ratio_metric])
+        lines += ["", f"{ratio_metric} relative to {baseline} (mean over seeds; < 1 is better):", ""]
+        for g, row in table.items():
+            if row.get(ratio_metric):
+                lines.append(f"- {g}: {sum(row[ratio_metric]) / len(row[ratio_metric]) / base:.3f}x")
+    lines += ["", "Sample grids: `<variant>_samples.png`; reconstructions (original | reconstruction): "
+              "`<variant>_reconstructions.png`.", ""]
+    with open(os.path.join(results_dir, "results.md"), "w") as f:
+        f.write("\n".join(lines))
+    with open(os.path.join(results_dir, "results.json"), "w") as f:
+        json.dump({"title": title, "table": table, "variants": records}, f, indent=2, sort_keys=True)
+    return table
+
+
+def commit(results_dir: str, message: str) -> None:
+    """Commits `results_dir` alone (other staged or modified files are left as they are)."""
+    for attempt in range(5):
+        add = subprocess.run(["git", "-C", results_dir, "add", "."], capture_output=True, text=True)
+        done = add.returncode == 0 and subprocess.run(
+            ["git", "-C", results_dir, "commit", "-q", "-m", message, "--", "."],
+            capture_output=True, text=True).returncode == 0
+        if done:
+            return
+        time.sleep(2 + attempt)  # another git command held the index lock
+    print(f"budget: could not commit {results_dir}; commit it by hand", file=sys.stderr)
+
+
+def main(argv, benchmark_name: str, variants: List[Variant], columns: Sequence[str], eval_flags: Sequence[str],
+         baseline: Optional[str] = None, notes: str = "") -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=f"{benchmark_name}: equal CPU-time budgets, resumable.")
+    parser.add_argument("--cpu_minutes", type=float, default=60.0,
+                        help="CPU-time budget per variant (60 = 30 minutes of both cores of an idle 2-core machine)")
+    parser.add_argument("--runs_root", default=os.path.expanduser(f"~/runs/{benchmark_name}"))
+    parser.add_argument("--results_dir", default=os.path.join(REPO, "benchmarks", "results", benchmark_name))
+    parser.add_argument("--only", default="", help="comma-separated variant names or groups to run")
+    parser.add_argument("--max_variants", type=int, default=0, help="stop after this many new variants (0 = all)")
+    parser.add_argument("--commit", action="store_true", help="git-commit each finished variant's results")
+    parser.add_argument("--list", action="store_true", help="print the variants and whether each is done")
+    args = parser.parse_args(argv)
+    os.makedirs(args.results_dir, exist_ok=True)
+    only = {s for s in args.only.split(",") if s}
+    todo = [v for v in variants if not only or v.name in only or v.group in only]
+    groups = list(dict.fromkeys(v.group for v in variants))
+    done = 0
+    for v in todo:
+        out = os.path.join(args.results_dir, v.name + ".json")
+        if args.list:
+            print(f"{v.name:24s} {'done' if os.path.exists(out) else 'missing'}  {' '.join(v.flags)}")
+            continue
+        if os.path.exists(out):
+            continue
+        if args.max_variants and done >= args.max_variants:
+            break
+        print(f"{benchmark_name}: {v.name} ({args.cpu_minutes:g} CPU-minutes) ...", flush=True)
+        record = run_variant(v, args.cpu_minutes, args.runs_root, args.results_dir, eval_flags)
+        with open(out + ".tmp", "w") as f:
+            json.dump(record, f, indent=2, sort_keys=True)
+        os.replace(out + ".tmp", out)
+        summarise(args.results_dir, benchmark_name, columns, groups, baseline=baseline, notes=notes)
+        print(f"{benchmark_name}: {v.name}: {record['steps']} steps, "
+              + ", ".join(f"{k}={record['metrics'][k]:.4g}" for k in columns if k in record["metrics"]), flush=True)
+        if args.commit:
+            commit(args.results_dir, f"Benchmark {benchmark_name}: {v.name} results")
+        done += 1
+    if not args.list:
+        summarise(args.results_dir, benchmark_name, columns, groups, baseline=baseline, notes=notes)
+    return 0
