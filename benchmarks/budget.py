@@ -67,8 +67,12 @@ def _run(cmd: List[str], log_path: str) -> str:
 
 
 def run_variant(v: Variant, cpu_minutes: float, runs_root: str, results_dir: str,
-                eval_flags: Sequence[str]) -> dict:
-    """Trains and evaluates one variant from scratch; returns its result record."""
+                eval_flags: Sequence[str], raw_eval_flags: Sequence[str] = ()) -> dict:
+    """Trains and evaluates one variant from scratch; returns its result record.
+
+    With `raw_eval_flags`, runs that keep a generator EMA are evaluated a second time
+    with the raw weights (`--noema`); those metrics are recorded as `<name>_raw`.
+    """
     run_dir = os.path.join(runs_root, v.name)
     shutil.rmtree(run_dir, ignore_errors=True)  # a half-trained variant starts again
     os.makedirs(runs_root, exist_ok=True)
@@ -82,7 +86,13 @@ def run_variant(v: Variant, cpu_minutes: float, runs_root: str, results_dir: str
     with open(os.path.join(run_dir, "eval", "metrics.json")) as f:
         metrics = json.load(f)
     with open(os.path.join(run_dir, "config.json")) as f:
-        batch = json.load(f)["train"]["batch_size"]
+        train_config = json.load(f)["train"]
+    batch = train_config["batch_size"]
+    values = {k: m["value"] for k, m in metrics["metrics"].items()}
+    if raw_eval_flags and train_config.get("ema_decay"):
+        _run([py, "evaluate.py", f"--model_dir={run_dir}", "--noema", *raw_eval_flags], log_path)
+        with open(os.path.join(run_dir, "eval", "metrics.json")) as f:
+            values.update({k + "_raw": m["value"] for k, m in json.load(f)["metrics"].items()})
     steps = int(train["final_step"])
     record = {
         "variant": v.name, "group": v.group, "seed": v.seed, "flags": list(v.flags),
@@ -90,7 +100,7 @@ def run_variant(v: Variant, cpu_minutes: float, runs_root: str, results_dir: str
         "train_wall_seconds": train["wall_seconds"], "train_cpu_seconds": train["cpu_seconds"],
         "images_per_sec": steps * batch / max(train["wall_seconds"], 1e-9),
         "images_per_cpu_sec": steps * batch / max(train["cpu_seconds"], 1e-9),
-        "metrics": {k: m["value"] for k, m in metrics["metrics"].items()},
+        "metrics": values,
         "metric_details": metrics["metrics"], "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     samples = sorted(glob.glob(os.path.join(run_dir, "samples", "samples_*.png")))
@@ -164,7 +174,7 @@ def commit(results_dir: str, message: str) -> None:
 
 
 def main(argv, benchmark_name: str, variants: List[Variant], columns: Sequence[str], eval_flags: Sequence[str],
-         baseline: Optional[str] = None, notes: str = "") -> int:
+         baseline: Optional[str] = None, notes: str = "", raw_eval_flags: Sequence[str] = ()) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=f"{benchmark_name}: equal CPU-time budgets, resumable.")
@@ -192,7 +202,7 @@ def main(argv, benchmark_name: str, variants: List[Variant], columns: Sequence[s
         if args.max_variants and done >= args.max_variants:
             break
         print(f"{benchmark_name}: {v.name} ({args.cpu_minutes:g} CPU-minutes) ...", flush=True)
-        record = run_variant(v, args.cpu_minutes, args.runs_root, args.results_dir, eval_flags)
+        record = run_variant(v, args.cpu_minutes, args.runs_root, args.results_dir, eval_flags, raw_eval_flags)
         with open(out + ".tmp", "w") as f:
             json.dump(record, f, indent=2, sort_keys=True)
         os.replace(out + ".tmp", out)

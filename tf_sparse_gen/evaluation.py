@@ -62,7 +62,8 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
              split: str = "test", num_samples: Optional[int] = None, num_reconstructions: Optional[int] = None,
              feature_net: str = "fmnist",
              inception_weights: Optional[str] = None, batch_size: int = 100, ncc_latents: int = 8,
-             ncc_images: int = 1000, purity_scenes: int = 100, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+             ncc_images: int = 1000, purity_scenes: int = 100, seed: int = 0, ema: bool = True,
+             log: Callable[[str], None] = print) -> dict:
     """Evaluates the latest checkpoint of `model_dir`; writes eval/metrics.json and eval/report.html.
 
     Args:
@@ -77,12 +78,13 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
         ncc_latents / ncc_images: latents whose mid-layer bases are matched, and
             training images they are matched against.
         purity_scenes: held-out scenes of the part-purity metric (`shapes` only).
+        ema: evaluate the averaged generator weights where the run kept them (False: the raw ones).
     """
     unknown = set(metrics) - set(ALL_METRICS)
     if unknown:
         raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {', '.join(ALL_METRICS)}")
     t_start = time.monotonic()
-    trained = load_trained_model(model_dir)
+    trained = load_trained_model(model_dir, ema=ema)
     model, config = trained.model, trained.config
     dataset = dataset or config.data.dataset
     ref = load_dataset(dataset, split, config.data.image_size, config.data.channels,
@@ -206,6 +208,7 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
     timing["total_seconds"] = time.monotonic() - t_start
     report = {"model_dir": trained.model_dir, "model": config.model, "preset": config.preset,
               "step": trained.step, "checkpoint": trained.checkpoint, "reference": where,
+              "ema": {"decay": config.train.ema_decay, "averaged_weights_used": bool(model.ema_in_use)},
               "num_samples": n, "metrics": results, "timing": timing,
               "purity_details": {k: {kk: vv for kk, vv in v.items() if kk != "channels"} for k, v in purity.items()}
               if purity else None,

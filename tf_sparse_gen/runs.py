@@ -92,12 +92,14 @@ def _check_weights_restored(status, model, checkpoint: str, model_dir: str) -> N
                           f"{len(missing)} weight(s) have no value in it, e.g. {missing[:5]}")
 
 
-def load_trained_model(model_dir: str, checkpoint: Optional[str] = None) -> TrainedModel:
+def load_trained_model(model_dir: str, checkpoint: Optional[str] = None, ema: bool = True) -> TrainedModel:
     """Rebuilds the model stored in `model_dir` and restores its weights.
 
     Args:
         model_dir: a run directory written by `trainer.train`.
         checkpoint: a checkpoint prefix; default the latest in `model_dir/checkpoints`.
+        ema: use the averaged generator weights where the run kept them (train.ema_decay > 0);
+            False keeps the raw training weights.
 
     Raises:
         ConfigError: no config.json or no checkpoint, or the checkpoint does
@@ -112,7 +114,7 @@ def load_trained_model(model_dir: str, checkpoint: Optional[str] = None) -> Trai
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     status = tf.train.Checkpoint(step=step, model=model).restore(checkpoint).expect_partial()
     _check_weights_restored(status, model, checkpoint, model_dir)
-    # Inference uses the averaged generator weights where the run kept them.
-    model.swap_ema()
+    if ema:
+        model.swap_ema()
     return TrainedModel(model=model, config=config, step=int(step.numpy()), checkpoint=checkpoint,
                         model_dir=model_dir)

@@ -141,8 +141,12 @@ class GenerativeModel(keras.Model):
             return
         first = tf.VariableAggregation.ONLY_FIRST_REPLICA
         self.ema_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates", aggregation=first)
-        self.ema_weights = [tf.Variable(tf.convert_to_tensor(w), trainable=False, aggregation=first,
-                                        name="ema_" + w.name) for w in self._ema_sources]
+        # A tf.Module holds the list: Keras' own list tracking does not make a list of
+        # tf.Variables a checkpoint dependency.
+        self.ema_slots = tf.Module(name="ema")
+        self.ema_slots.averages = [tf.Variable(tf.convert_to_tensor(w), trainable=False, aggregation=first,
+                                               name="ema_" + w.name) for w in self._ema_sources]
+        self.ema_weights = list(self.ema_slots.averages)
 
     def update_ema(self) -> None:
         """One EMA update (called by each family at the end of its train_step); no-op when off."""
