@@ -183,3 +183,30 @@ def test_mixed_precision_trains_with_float32_outputs_and_loss_scaling(tiny_andor
         assert all(moved)
     summary = trainer.train(config, str(tmp_path / "run"), log=lambda s: None)
     assert summary["final_step"] == 2
+
+
+@pytest.mark.parametrize("block_ks,chunk", [([0.25, 0.5, 0], 7), ([0.25, 0.25, 0.25], 256)])
+def test_windowed_contributions_equal_the_full_propagation(tiny_andor, block_ks, chunk):
+    """The bounded (chunked, windowed) owner search gives the tree of the full computation."""
+    model = make_model(tiny_andor(**{"data.image_size": 32, "andor.block_widths": [8, 6, 4],
+                                     "andor.block_ks": block_ks, "andor.convs_per_block": 2}))
+    g = model.generator
+    z = tf.random.stateless_normal([g.z_dim], seed=[4, 2]) * 2.0
+    rec = interpret.record(g, z)
+    for parent, child in ((1, 2), (2, 3)):
+        if not g.layer_sparse(child) and child == 3:
+            continue
+        p_units, p_vals = interpret.active_units(g, rec, parent)
+        c_units, _ = interpret.active_units(g, rec, child)
+        ps, cs = g.layer_stages[parent], g.layer_stages[child]
+        # Reference: every parent's one-hot through the whole maps, all at once.
+        onehot = np.zeros((len(p_units), *rec.acts[ps].shape), np.float32)
+        onehot[np.arange(len(p_units)), p_units[:, 0], p_units[:, 1], p_units[:, 2]] = 1.0
+        x = tf.convert_to_tensor(onehot)
+        for s in range(ps + 1, cs + 1):
+            x = g._affine(s, x, False) * rec.gates[s]
+        full = np.abs(x.numpy()[:, c_units[:, 0], c_units[:, 1], c_units[:, 2]] * p_vals[:, None])
+        strength, owner = interpret.unit_contributions(g, rec, ps, cs, p_units, p_vals, c_units, chunk=chunk)
+        np.testing.assert_array_equal(owner, np.argmax(full, axis=0))
+        np.testing.assert_allclose(strength, full.max(axis=0), rtol=1e-5, atol=1e-7)
+    assert interpret._receptive_margin(g, g.layer_stages[1], g.layer_stages[2]) == 1  # 2 convs at 2x: 1/2 + 1/2

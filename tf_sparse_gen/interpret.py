@@ -79,6 +79,68 @@ def _propagate(generator, rec, start_stage, end_stage, h, bias, chunk=256):
     return np.concatenate(out) if out else np.zeros([0], np.float32)
 
 
+def _receptive_margin(generator, start_stage: int, end_stage: int) -> int:
+    """How far (in cells of stage `start_stage`) a unit's response spreads by `end_stage`.
+
+    Each 3x3 conv spreads a response by one pixel of its own resolution, i.e. by
+    size_start / size_s cells of the start grid; nearest upsampling only refines it.
+    """
+    base = generator.stage_size[start_stage]
+    spread = sum(base / generator.stage_size[s] for s in range(start_stage + 1, end_stage + 1))
+    return int(np.ceil(spread - 1e-9))
+
+
+def unit_contributions(generator, rec: Recording, start_stage: int, end_stage: int, p_units: np.ndarray,
+                       p_vals: np.ndarray, c_units: np.ndarray, chunk: int = 256):
+    """For each child unit, the parent unit contributing most to it, and that contribution.
+
+    The contribution of parent p to child m is |s_p * R_p[m]|, R_p the response of
+    the gated linear map from `start_stage` to `end_stage` to p alone (ties: the
+    first parent). Exact, in bounded memory and time: parents are taken `chunk` at
+    a time and each one's response is computed only in a window of the grid that
+    holds its whole receptive field (outside it the response is exactly 0, and
+    inside it the window's zero padding only meets zeros), so the cost per parent
+    does not grow with the size of the maps.
+
+    Returns (strength [M], owner [M]) for the M child units.
+    """
+    size0 = generator.stage_size[start_stage]
+    margin = _receptive_margin(generator, start_stage, end_stage)
+    win = min(2 * margin + 1, size0)  # window side in start-grid cells
+    scale_end = generator.stage_size[end_stage] // size0
+    best = np.full(len(c_units), -1.0)
+    owner = np.zeros(len(c_units), np.int64)
+    gates = {s: rec.gates[s].numpy()[0] for s in range(start_stage + 1, end_stage + 1)}
+    channels = rec.acts[start_stage].shape[-1]
+    for i in range(0, len(p_units), chunk):
+        units = p_units[i:i + chunk]
+        n = len(units)
+        y0 = np.clip(units[:, 0] - margin, 0, size0 - win)
+        x0 = np.clip(units[:, 1] - margin, 0, size0 - win)
+        # [n, win, win, C]: each parent's one-hot inside its own window.
+        h = np.zeros((n, win, win, channels), np.float32)
+        h[np.arange(n), units[:, 0] - y0, units[:, 1] - x0, units[:, 2]] = 1.0
+        x = tf.convert_to_tensor(h)
+        for s in range(start_stage + 1, end_stage + 1):
+            f = generator.stage_size[s] // size0
+            # [H, W, C] gates -> [n, f*win, f*win, C], each parent's window of them.
+            g = np.stack([gates[s][f * a:f * (a + win), f * b:f * (b + win)] for a, b in zip(y0, x0)])
+            x = generator._affine(s, x, False) * g
+        resp = tf.cast(x, tf.float32).numpy()  # [n, s*win, s*win, C_child]
+        side, c_child = resp.shape[1], resp.shape[-1]
+        ly = c_units[None, :, 0] - scale_end * y0[:, None]  # [n, M] child position in each window
+        lx = c_units[None, :, 1] - scale_end * x0[:, None]
+        inside = (ly >= 0) & (ly < side) & (lx >= 0) & (lx < side)
+        flat_index = (np.clip(ly, 0, side - 1) * side + np.clip(lx, 0, side - 1)) * c_child + c_units[None, :, 2]
+        values = np.take_along_axis(resp.reshape(n, -1), flat_index, axis=1) * inside
+        contrib = np.abs(values * p_vals[i:i + chunk, None].astype(np.float32))  # [n, M]
+        top, arg = contrib.max(axis=0), contrib.argmax(axis=0)
+        better = top > best
+        best[better] = top[better]
+        owner[better] = arg[better] + i
+    return best, owner
+
+
 def basis_functions(generator, rec: Recording, layer: int, units: Optional[np.ndarray] = None,
                     chunk: int = 256) -> np.ndarray:
     """B_k = psi^layer(e_k) for each unit (default: every active unit): [M, H, W, C]."""
@@ -183,12 +245,10 @@ def and_or_tree(generator, z, mid_layer: int = 1, max_children: int = 8) -> dict
         if len(p_units) == 0 or len(c_units) == 0:
             return {}
         ps, cs = generator.layer_stages[parent_layer], generator.layer_stages[child_layer]
-        responses = _propagate(generator, rec, ps, cs, _one_hot(rec.acts[ps].shape, p_units), False)
-        contrib = responses[:, c_units[:, 0], c_units[:, 1], c_units[:, 2]] * p_vals[:, None]  # [P, M]
-        owner = np.argmax(np.abs(contrib), axis=0)
+        strength, owner = unit_contributions(generator, rec, ps, cs, p_units, p_vals, c_units)
         out: Dict[int, list] = {}
         for m, p in enumerate(owner):
-            out.setdefault(int(p), []).append((float(np.abs(contrib[p, m])), m))
+            out.setdefault(int(p), []).append((float(strength[m]), m))
         return {p: (p_units, c_units, c_vals, sorted(lst, reverse=True)[:max_children]) for p, lst in out.items()}
 
     assignments = [children_of(i) for i in range(len(sparse_layers))]
