@@ -23,6 +23,8 @@ flags.DEFINE_enum("feature_net", "fmnist", ["fmnist", "inception"], "Feature net
 flags.DEFINE_string("inception_weights", None, "InceptionV3 weights file (default: the Keras cache).")
 flags.DEFINE_integer("batch_size", 100, "Evaluation batch size.")
 flags.DEFINE_integer("seed", 0, "Seed of the generated samples.")
+flags.DEFINE_string("out_dir", None, "Where metrics.json, report.html and figures go (default: model_dir/eval; "
+                    "for a shipped pretrained/ run: ~/.cache/tf_sparse_gen/eval/<name>).")
 flags.DEFINE_bool("ema", True, "Use the run's averaged generator weights (runs with train.ema_decay > 0); "
                   "--noema evaluates the raw training weights.")
 
@@ -40,7 +42,8 @@ def main(argv):
         report = evaluation.evaluate(
             FLAGS.model_dir, metrics=FLAGS.metrics, dataset=FLAGS.dataset, split=FLAGS.split,
             num_samples=FLAGS.num_samples, num_reconstructions=FLAGS.num_reconstructions, feature_net=FLAGS.feature_net,
-            inception_weights=FLAGS.inception_weights, batch_size=FLAGS.batch_size, seed=FLAGS.seed, ema=FLAGS.ema)
+            inception_weights=FLAGS.inception_weights, batch_size=FLAGS.batch_size, seed=FLAGS.seed, ema=FLAGS.ema,
+            out_dir=FLAGS.out_dir)
     except (ConfigError, DatasetError, FeatureNetWeightsError) as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
         return 2

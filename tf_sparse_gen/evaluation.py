@@ -29,6 +29,7 @@ import tensorflow as tf
 from tf_sparse_gen import images as image_lib
 from tf_sparse_gen.config import ConfigError
 from tf_sparse_gen.data import DatasetError, load_dataset
+from tf_sparse_gen import pretrained as pretrained_lib
 from tf_sparse_gen.runs import load_trained_model
 
 ALL_METRICS = ("fd", "kid", "is", "mse", "ncc", "sparsity", "purity")
@@ -63,6 +64,7 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
              feature_net: str = "fmnist",
              inception_weights: Optional[str] = None, batch_size: int = 100, ncc_latents: int = 8,
              ncc_images: int = 1000, purity_scenes: int = 100, seed: int = 0, ema: bool = True,
+             out_dir: Optional[str] = None,
              log: Callable[[str], None] = print) -> dict:
     """Evaluates the latest checkpoint of `model_dir`; writes eval/metrics.json and eval/report.html.
 
@@ -79,6 +81,8 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
             training images they are matched against.
         purity_scenes: held-out scenes of the part-purity metric (`shapes` only).
         ema: evaluate the averaged generator weights where the run kept them (False: the raw ones).
+        out_dir: where metrics.json, report.html and the figures go (default model_dir/eval;
+            for a shipped run of pretrained/, a folder outside it: `pretrained.default_eval_dir`).
     """
     unknown = set(metrics) - set(ALL_METRICS)
     if unknown:
@@ -96,7 +100,7 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
             raise DatasetError(f"purity needs ground-truth part maps, which {dataset} lacks; use --dataset=shapes")
         if not hasattr(getattr(model, "generator", None), "layer_stages"):
             raise ConfigError(f"purity is defined for the sparse AND-OR generator, not --model={config.model}")
-    out_dir = os.path.join(trained.model_dir, "eval")
+    out_dir = out_dir or pretrained_lib.default_eval_dir(trained.model_dir)
     os.makedirs(out_dir, exist_ok=True)
     where = {"dataset": dataset, "split": split}
     results: Dict[str, dict] = {}

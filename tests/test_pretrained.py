@@ -1,0 +1,43 @@
+"""Slim shipped runs (tf_sparse_gen.pretrained): loadable by every run-directory loader, writing nowhere inside."""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tf_sparse_gen import evaluation, export, pretrained
+from tf_sparse_gen.config import get_config
+from tf_sparse_gen.runs import load_trained_model
+from tf_sparse_gen.trainer import train
+
+
+def test_slim_run_loads_in_evaluate_and_export(tmp_path, monkeypatch):
+    run_dir, slim_dir = str(tmp_path / "run"), str(tmp_path / "slim")
+    config = get_config("andor", "tiny", {"data.dataset": "digits", "train.train_minutes": 0.0,
+                                          "train.ema_decay": 0.9})
+    train(config, run_dir, log=lambda s: None)
+    meta = pretrained.make_slim_run(run_dir, slim_dir, command="train.py --preset=tiny")
+    assert meta["step"] == 4 and meta["bytes"] < 10 * 2 ** 20
+    assert pretrained.is_pretrained(slim_dir) and not pretrained.is_pretrained(run_dir)
+    ckpt = tf.train.latest_checkpoint(os.path.join(slim_dir, "checkpoints"))
+    names = dict(tf.train.list_variables(ckpt))
+    assert names["model/latents/.ATTRIBUTES/VARIABLE_VALUE"] == [1, config.andor.z_dim]
+    assert not any("optimizer" in n for n in names)
+    full = load_trained_model(run_dir).model
+    slim = load_trained_model(slim_dir).model
+    assert slim.num_examples == 1
+    z = full.sample_latents(3)
+    np.testing.assert_allclose(slim.generate(z).numpy(), full.generate(z).numpy(), atol=1e-6)
+    # The export inside the slim run serves the same (averaged) generator.
+    served = export.load_exported(os.path.join(slim_dir, "export"))
+    np.testing.assert_allclose(served.generate(z.numpy()), full.generate(z).numpy(), atol=1e-5)
+    # Evaluating the shipped run writes outside it (the user's cache), never into it.
+    monkeypatch.setenv("TF_SPARSE_GEN_HOME", str(tmp_path / "home"))
+    before = sorted(os.listdir(slim_dir))
+    report = evaluation.evaluate(slim_dir, metrics=["mse", "sparsity"], num_samples=8, log=lambda s: None)
+    assert sorted(os.listdir(slim_dir)) == before
+    out = tmp_path / "home" / "eval" / "slim"
+    assert (out / "metrics.json").exists() and (out / "report.html").exists()
+    assert report["step"] == 4 and 0.0 < report["metrics"]["mse"]["value"] < 1.0
+    assert json.load(open(out / "metrics.json"))["ema"]["averaged_weights_used"]
