@@ -38,7 +38,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.model_dir:
         raise app.UsageError("--model_dir is required")
-    from tf_sparse_gen import explore
+    from tf_sparse_gen import applications as explore
     from tf_sparse_gen.config import ConfigError
     from tf_sparse_gen.data import DatasetError
 

@@ -18,8 +18,12 @@ import sys
 
 from absl import app, flags, logging
 
+from tf_sparse_gen.families import MODELS, REGISTRY  # the registry of configs (no TensorFlow)
+
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("model", "andor", ["andor", "spgan", "selfexgan"], "Model family.")
+
+flags.DEFINE_enum("model", MODELS[0], list(MODELS),
+                  "Model family: " + "; ".join(f"{f.name} = {f.title}" for f in REGISTRY.values()) + ".")
 flags.DEFINE_string("dataset", "fashion_mnist",
                     "fashion_mnist | digits | shapes | folder:PATH | tfds:NAME[:SPLIT].")
 flags.DEFINE_string("model_dir", "runs/andor_fashion_mnist", "Run directory (created or resumed).")
@@ -38,11 +42,12 @@ flags.DEFINE_enum("mixed_precision", None, ["off", "bf16", "fp16"], "Mixed preci
 flags.DEFINE_enum("strategy", None, ["default", "mirrored", "multiworker"], "tf.distribute strategy.")
 flags.DEFINE_bool("deterministic", None, "Enable TensorFlow op determinism.")
 flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA (slower on CPU).")
-flags.DEFINE_enum("sparsity", None, ["on", "off"], "andor: top-k sparsity (off = dense baseline).")
-flags.DEFINE_enum("ebm", None, ["on", "off"], "andor: energy-based critic (off = plain ABP).")
-flags.DEFINE_enum("generator", None, ["dcgan", "resnet"], "spgan: generator body.")
-flags.DEFINE_enum("reconstructor", None, ["on", "off"], "spgan: the third player.")
-flags.DEFINE_enum("sparse_output", None, ["on", "off"], "spgan: sparse patch output (off = WGAN-GP).")
+# Each family's switches (e.g. --sparsity=off for andor), from the registry.
+_SWITCH_FLAGS = {}
+for _family in REGISTRY.values():
+    for _flag, (_field, _choices, _help) in _family.switches.items():
+        flags.DEFINE_enum(_flag, None, list(_choices), f"{_family.name}: {_help}.")
+        _SWITCH_FLAGS[_flag] = (_family.name, f"{_family.name}.{_field}")
 flags.DEFINE_multi_string("set", [], "Any config field by dotted path, e.g. --set=andor.sigma=0.2 "
                           "or --set=andor.block_widths=[64,32,16] (JSON values).")
 flags.DEFINE_bool("export", False, "Export a SavedModel to model_dir/export after training.")
@@ -56,10 +61,6 @@ _FIELD_FLAGS = {
     "mixed_precision": "train.mixed_precision", "strategy": "train.strategy",
     "deterministic": "train.deterministic", "jit_compile": "train.jit_compile",
 }
-_SWITCH_FLAGS = {"sparsity": ("andor", "andor.sparsity"), "ebm": ("andor", "andor.ebm"),
-                 "generator": ("spgan", "spgan.generator"), "reconstructor": ("spgan", "spgan.reconstructor"),
-                 "sparse_output": ("spgan", "spgan.sparse_output")}
-
 
 def _parse_set(items):
     out = {}
@@ -84,31 +85,27 @@ def resolve_config(argv_flags=FLAGS):
         # Flags with a value by default count only when given, so a resume keeps the stored value.
         if argv_flags[name].present:
             overrides[path] = argv_flags[name].value
+    from tf_sparse_gen.rundir import RunDir
+
+    run_dir = RunDir(argv_flags.model_dir)
+    resuming = run_dir.has_config()
+    model = argv_flags["model"].value
+    if resuming and not argv_flags["model"].present:
+        model = run_dir.read_config().model
     for name, (family, path) in _SWITCH_FLAGS.items():
         if argv_flags[name].value is not None:
-            model = argv_flags["model"].value
             if model != family:
                 raise config_lib.ConfigError(f"--{name} applies to --model={family}, not --model={model}")
             value = argv_flags[name].value
             overrides[path] = {"on": True, "off": False}.get(value, value)
     overrides.update(_parse_set(argv_flags.set))
-
-    stored_path = os.path.join(argv_flags.model_dir, "config.json")
-    if os.path.exists(stored_path):
-        with open(stored_path) as f:
-            stored = config_lib.Config.from_json(f.read())
-        for name in ("model", "preset"):
-            if argv_flags[name].present and argv_flags[name].value != getattr(stored, name):
-                raise config_lib.ConfigError(
-                    f"--{name}={argv_flags[name].value} but {argv_flags.model_dir} holds a "
-                    f"--{name}={getattr(stored, name)} run; use a new --model_dir for a new run")
-        if not argv_flags["train_minutes"].present:
-            overrides.setdefault("train.train_minutes", argv_flags.train_minutes)
-        return config_lib.apply_overrides(stored, overrides).validate()
-    if not argv_flags["dataset"].present:
+    if not argv_flags["train_minutes"].present or not resuming:
+        overrides.setdefault("train.train_minutes", argv_flags.train_minutes)
+    if not resuming and not argv_flags["dataset"].present:
         overrides["data.dataset"] = argv_flags.dataset
-    overrides.setdefault("train.train_minutes", argv_flags.train_minutes)
-    return config_lib.get_config(argv_flags.model, argv_flags.preset, overrides)
+    given = {name: argv_flags[name].value if argv_flags[name].present or not resuming else None
+             for name in ("model", "preset")}
+    return run_dir.resolve_config(given["model"], given["preset"], overrides)
 
 
 def main(argv):

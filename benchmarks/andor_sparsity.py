@@ -47,7 +47,7 @@ def throughput(configs, rounds, timed_steps, dataset, channels):
     import tensorflow as tf
 
     from tf_sparse_gen.data import load_dataset
-    from tf_sparse_gen.models import build_model
+    from tf_sparse_gen.families import build_model
 
     source = load_dataset(dataset, "train", 32, channels, max_examples=5000)
     batches = list(source.train_dataset(64, seed=0).take(4))

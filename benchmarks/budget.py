@@ -25,6 +25,9 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from tf_sparse_gen.rundir import RunDir  # noqa: E402  (TensorFlow-free)
 
 
 @dataclasses.dataclass
@@ -83,15 +86,16 @@ def run_variant(v: Variant, cpu_minutes: float, runs_root: str, results_dir: str
          f"--train_cpu_minutes={cpu_minutes}", "--train_steps=100000000",
          "--set=train.sample_every=1000000000", "--set=train.checkpoint_every=1000000000"], log_path))
     _run([py, "evaluate.py", f"--model_dir={run_dir}", *eval_flags], log_path)
-    with open(os.path.join(run_dir, "eval", "metrics.json")) as f:
+    rd = RunDir(run_dir)
+    metrics_path = os.path.join(rd.eval_dir(), "metrics.json")
+    with open(metrics_path) as f:
         metrics = json.load(f)
-    with open(os.path.join(run_dir, "config.json")) as f:
-        train_config = json.load(f)["train"]
-    batch = train_config["batch_size"]
+    train_config = rd.read_config().train
+    batch = train_config.batch_size
     values = {k: m["value"] for k, m in metrics["metrics"].items()}
-    if raw_eval_flags and train_config.get("ema_decay"):
+    if raw_eval_flags and train_config.ema_decay:
         _run([py, "evaluate.py", f"--model_dir={run_dir}", "--noema", *raw_eval_flags], log_path)
-        with open(os.path.join(run_dir, "eval", "metrics.json")) as f:
+        with open(metrics_path) as f:
             values.update({k + "_raw": m["value"] for k, m in json.load(f)["metrics"].items()})
     steps = int(train["final_step"])
     record = {
@@ -103,11 +107,10 @@ def run_variant(v: Variant, cpu_minutes: float, runs_root: str, results_dir: str
         "metrics": values,
         "metric_details": metrics["metrics"], "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    samples = sorted(glob.glob(os.path.join(run_dir, "samples", "samples_*.png")))
-    recons = sorted(glob.glob(os.path.join(run_dir, "samples", "reconstructions_*.png")))
-    for kind, paths in (("samples", samples), ("reconstructions", recons)):
-        if paths:
-            shutil.copy(paths[-1], os.path.join(results_dir, f"{v.name}_{kind}.png"))
+    for kind in ("samples", "reconstructions"):
+        path = rd.latest_sample(kind)
+        if path:
+            shutil.copy(path, os.path.join(results_dir, f"{v.name}_{kind}.png"))
     return record
 
 

@@ -26,7 +26,7 @@ CHILD = r"""
 import json, os, resource, sys, time
 import tensorflow as tf
 from tf_sparse_gen.config import get_config
-from tf_sparse_gen.models import build_model
+from tf_sparse_gen.families import build_model
 config = get_config("andor", "paper", {"data.dataset": "shapes"})
 model = build_model(config, 1, (64, 64, 3))
 zs = model.sample_latents(8)

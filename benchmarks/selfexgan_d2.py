@@ -57,7 +57,7 @@ def latent_meaning(run_dir: str, out_dir: str) -> dict:
     """Labelled generation (noise and noise 0) and the 5-NN accuracy of E(x) on test images."""
     import numpy as np
 
-    from tf_sparse_gen import explore
+    from tf_sparse_gen import applications as explore
     from tf_sparse_gen.runs import load_trained_model
 
     run = load_trained_model(run_dir)

@@ -94,15 +94,16 @@ class TimedLog:
 @contextlib.contextmanager
 def timed_prepare(record: dict):
     """Times `SparseGAN.prepare` (the dictionary learning) and keeps its `dictionary_info`."""
-    from tf_sparse_gen.models.spgan import SparseGAN
+    from tf_sparse_gen.families.spgan.model import SparseGAN
 
     original = SparseGAN.prepare
 
-    def prepare(self, source, model_dir):
+    def prepare(self, source):
         t0 = time.monotonic()
-        original(self, source, model_dir)
+        figures = original(self, source)
         record["prepare_seconds"] = time.monotonic() - t0
         record["dictionary_info"] = getattr(self, "dictionary_info", None)
+        return figures
 
     SparseGAN.prepare = prepare
     try:

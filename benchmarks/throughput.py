@@ -263,7 +263,7 @@ def build_yardstick(andor_cfg):
 def build_variant(name, num_examples):
     """The compiled model of variant `name` and its resolved config (None for the yardstick)."""
     from tf_sparse_gen.config import get_config
-    from tf_sparse_gen.models import build_model
+    from tf_sparse_gen.families import build_model
 
     if name == YARDSTICK:
         model = build_yardstick(get_config("andor", "small").andor)

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_sparse_gen import interpret, losses, trainer
+from tf_sparse_gen import losses, trainer
+from tf_sparse_gen.families.andor import interpret
 from tf_sparse_gen.data import load_dataset
-from tf_sparse_gen.models import build_model
+from tf_sparse_gen.families import build_model
 
 
 def make_model(config, n=64):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tf_sparse_gen import dictionary as D
+from tf_sparse_gen.families.spgan import dictionary as D
 from tf_sparse_gen.data import load_dataset
 
 

@@ -6,11 +6,11 @@ import tensorflow as tf
 
 from tf_sparse_gen import export
 from tf_sparse_gen.config import ConfigError, get_config
-from tf_sparse_gen.models import build_model
+from tf_sparse_gen.families import MODELS, build_model
 from tf_sparse_gen.runs import load_trained_model
 from tf_sparse_gen.trainer import train
 
-FAMILIES = ("andor", "spgan", "selfexgan")
+FAMILIES = MODELS
 
 
 def _config(family, **overrides):

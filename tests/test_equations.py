@@ -183,7 +183,7 @@ class LinearGenerator(keras.layers.Layer):
 @pytest.fixture(scope="module")
 def langevin_setup():
     from tf_sparse_gen.config import get_config
-    from tf_sparse_gen.models import build_model
+    from tf_sparse_gen.families import build_model
 
     config = get_config("andor", "tiny", {"data.dataset": "digits", "andor.ebm": False,
                                           "andor.sigma": 0.4, "andor.delta": 0.3, "andor.infer_steps": 3})
@@ -265,7 +265,7 @@ def test_infer_latent_is_langevin_from_zero_with_the_seeded_noise(langevin_setup
 
 
 def test_critic_weight_is_eq22s_own_unless_given(tiny_andor):
-    from tf_sparse_gen.models import build_model
+    from tf_sparse_gen.families import build_model
 
     def weight(**o):
         return build_model(tiny_andor(**o), 4).critic_weight
@@ -278,7 +278,7 @@ def test_critic_weight_is_eq22s_own_unless_given(tiny_andor):
 # ----------------------------------------------------------------------------- eps and z draws
 
 def test_random_uniform_is_u01_and_random_normal_is_standard(tiny_andor):
-    from tf_sparse_gen.models import build_model
+    from tf_sparse_gen.families import build_model
 
     model = build_model(tiny_andor(), 4)
     u = model.random_uniform([4000, 1, 1, 1]).numpy()

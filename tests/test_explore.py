@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tf_sparse_gen import explore
+from tf_sparse_gen import applications as explore
 from tf_sparse_gen.config import ConfigError, get_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,7 +138,7 @@ def test_unknown_task_and_missing_run(tmp_path):
 
 def test_load_trained_model_reads_num_examples_from_the_checkpoint(tmp_path):
     """A family with per-example state (the AND-OR latents) is rebuilt with the stored N."""
-    from tf_sparse_gen.models import build_model
+    from tf_sparse_gen.families import build_model
     from tf_sparse_gen.runs import load_trained_model
 
     config = get_config("andor", "tiny", {"data.dataset": "digits"})

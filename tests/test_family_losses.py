@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from tf_sparse_gen.config import get_config
-from tf_sparse_gen.models import build_model
+from tf_sparse_gen.families import build_model
 
 LR = 0.5
 SHAPE = (16, 16, 1)

@@ -123,7 +123,7 @@ def test_float64_is_selected_by_top_k_and_refused_by_the_kernel():
 
 def test_standard_ops_switches_every_layer_and_restores_them(tiny_andor):
     from tf_sparse_gen.layers import standard_ops
-    from tf_sparse_gen.models import build_model
+    from tf_sparse_gen.families import build_model
 
     model = build_model(tiny_andor(), 8, (16, 16, 1))
     layers = [layer for layer in model._flatten_layers() if isinstance(layer, TopKSparsity)]

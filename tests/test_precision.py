@@ -8,7 +8,7 @@ import tensorflow as tf
 from tf_sparse_gen import trainer
 from tf_sparse_gen.config import get_config
 from tf_sparse_gen.data import load_dataset
-from tf_sparse_gen.models import build_model
+from tf_sparse_gen.families import build_model
 
 
 @pytest.fixture

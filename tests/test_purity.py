@@ -4,8 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from tf_sparse_gen import evaluation, interpret, trainer
-from tf_sparse_gen.metrics.purity import PurityAccumulator, model_part_purity
+from tf_sparse_gen import evaluation, trainer
+from tf_sparse_gen.families.andor import interpret
+from tf_sparse_gen.families.andor.purity import PurityAccumulator, model_part_purity
 
 PARTS = ["background", "a", "b", "c"]
 
@@ -71,7 +72,7 @@ def test_purity_is_weighted_by_firing_counts_and_uses_the_support_threshold():
 
 def test_model_purity_uses_the_interpret_basis_functions(tiny_andor, monkeypatch):
     from tf_sparse_gen.data import load_dataset
-    from tf_sparse_gen.models import build_model
+    from tf_sparse_gen.families import build_model
 
     config = tiny_andor(**{"data.dataset": "shapes", "data.channels": 3, "andor.block_ks": [0.25, 0.25]})
     model = build_model(config, 10)
@@ -91,7 +92,7 @@ def test_model_purity_uses_the_interpret_basis_functions(tiny_andor, monkeypatch
 
 def test_dense_baseline_purity_is_measured_at_the_same_layers(tiny_andor):
     from tf_sparse_gen.data import load_dataset
-    from tf_sparse_gen.models import build_model
+    from tf_sparse_gen.families import build_model
 
     src = load_dataset("shapes", "test", 16, 3, shapes_num_examples=20)
     layers = {}

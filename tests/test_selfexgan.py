@@ -11,7 +11,7 @@ import tensorflow as tf
 from tf_sparse_gen import losses
 from tf_sparse_gen.config import ConfigError, get_config
 from tf_sparse_gen.layers import SphereProjection
-from tf_sparse_gen.models import build_model
+from tf_sparse_gen.families import build_model
 
 
 def _tiny(**overrides):

@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from tf_sparse_gen import shapes
+from tf_sparse_gen.data import shapes
 
 FACE = shapes.CLASS_NAMES.index("face")
 HOUSE = shapes.CLASS_NAMES.index("house")

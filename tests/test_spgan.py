@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_sparse_gen import dictionary as dictionary_lib
+from tf_sparse_gen.families.spgan import dictionary as dictionary_lib
 from tf_sparse_gen import losses, trainer
 from tf_sparse_gen.config import ConfigError, get_config
 from tf_sparse_gen.layers import PatchDictionaryDecoder, SoftThreshold
-from tf_sparse_gen.models import build_model
+from tf_sparse_gen.families import build_model
 
 
 def tiny(**overrides):

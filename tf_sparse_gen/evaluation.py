@@ -29,10 +29,10 @@ import tensorflow as tf
 from tf_sparse_gen import images as image_lib
 from tf_sparse_gen.config import ConfigError
 from tf_sparse_gen.data import DatasetError, load_dataset
-from tf_sparse_gen import pretrained as pretrained_lib
+from tf_sparse_gen.rundir import RunDir
 from tf_sparse_gen.runs import load_trained_model
 
-ALL_METRICS = ("fd", "kid", "is", "mse", "ncc", "sparsity", "purity")
+ALL_METRICS = ("fd", "kid", "is", "mse", "ncc", "sparsity", "purity", "artefacts")
 DEFAULT_METRICS = ("fd", "kid", "is", "mse", "ncc", "sparsity")
 
 
@@ -82,7 +82,7 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
         purity_scenes: held-out scenes of the part-purity metric (`shapes` only).
         ema: evaluate the averaged generator weights where the run kept them (False: the raw ones).
         out_dir: where metrics.json, report.html and the figures go (default model_dir/eval;
-            for a shipped run of pretrained/, a folder outside it: `pretrained.default_eval_dir`).
+            for a shipped run of pretrained/, a folder outside it: `RunDir.eval_dir`).
     """
     unknown = set(metrics) - set(ALL_METRICS)
     if unknown:
@@ -98,9 +98,10 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
     if "purity" in metrics:  # checked before any work
         if ref.part_maps is None:
             raise DatasetError(f"purity needs ground-truth part maps, which {dataset} lacks; use --dataset=shapes")
-        if not hasattr(getattr(model, "generator", None), "layer_stages"):
-            raise ConfigError(f"purity is defined for the sparse AND-OR generator, not --model={config.model}")
-    out_dir = out_dir or pretrained_lib.default_eval_dir(trained.model_dir)
+        if not model.has_part_units:
+            raise ConfigError(f"purity needs a model whose units have image-space bases; --model={config.model} "
+                              "has none")
+    out_dir = out_dir or RunDir(trained.model_dir).eval_dir()
     os.makedirs(out_dir, exist_ok=True)
     where = {"dataset": dataset, "split": split}
     results: Dict[str, dict] = {}
@@ -146,6 +147,18 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
                 entry.update(num_real=0, of="generated samples")
             results[names[key]] = entry
 
+    if "artefacts" in metrics:
+        from tf_sparse_gen.metrics.artefacts import SecondDifferenceStats, artefact_ratios
+
+        real_d, fake_d = SecondDifferenceStats(), SecondDifferenceStats()
+        for batch in ref.eval_dataset(batch_size, limit=n):
+            real_d.update(batch[1].numpy())
+        for i in range(0, n, batch_size):
+            fake_d.update(model.generate(zs[i:i + batch_size]).numpy())
+        for key, value in artefact_ratios(fake_d, real_d).items():
+            results[key] = {"value": value, "num_samples": n, "of": "generated samples vs real images",
+                            "ideal": 1.0, **where}
+
     if "mse" in metrics:
         n_rec = n if num_reconstructions is None else min(int(num_reconstructions), ref.num_examples)
         progress = _Progress(log, "reconstructions", n_rec)
@@ -187,23 +200,13 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
 
     purity = None
     if "purity" in metrics:
-        from tf_sparse_gen.metrics import purity as purity_lib
-
         m = min(n, purity_scenes)
         t0 = time.monotonic()
-        purity = purity_lib.model_part_purity(model, ref.take_images(m), ref.part_maps[:m], ref.part_names, log=log)
+        part_results, part_figures, purity = model.part_metrics(
+            ref.take_images(m), ref.part_maps[:m], ref.part_names, out_dir, log=log)
         timing["purity_seconds"] = time.monotonic() - t0
-        for layer, r in purity.items():
-            results[f"purity_{layer}"] = {"value": r["purity"], "num_scenes": m, "num_channels": r["num_channels"],
-                                          "parts_per_channel": r["parts_per_channel"],
-                                          "background_share": r["background_share"], **where}
-            results[f"object_purity_{layer}"] = {"value": r["object_purity"], "num_scenes": m,
-                                                 "note": "background votes left out", **where}
-            figures[f"purity {layer}: channel x part shares"] = purity_lib.confusion_heatmap(
-                r, os.path.join(out_dir, f"purity_confusion_{layer}.png"))
-            figures[f"purity {layer}: strongest basis | dominant part mask, per frequent channel"] = \
-                purity_lib.channel_part_figure(model, ref.part_maps, r, os.path.join(out_dir, f"purity_parts_{layer}.png"),
-                                               ref.part_names)
+        results.update({k: {**v, **where} for k, v in part_results.items()})
+        figures.update(part_figures)
 
     samples = model.generate(zs[:64]).numpy()
     figures = {"samples": image_lib.save_png(image_lib.image_grid(samples, ncol=8),

@@ -8,27 +8,16 @@ and writes a SavedModel with three signatures, all float32, any batch size:
     reconstruct(images: [None, H, W, C])  -> {"images": [None, H, W, C] in [-1, 1]}
 
 Images are in [-1, 1] (the training scale: `x / 127.5 - 1` for 8-bit pixels).
-`encode` is the family's `model.encode` traced into the graph:
-
-* `andor`: Langevin inference (eq. 13) from z = 0 for a fixed number of steps,
-  `andor.infer_steps` of the run's config, with the step size `andor.delta`
-  and the noise of `infer_latent(seed=0)` (stateless, seed [0, 0] + [0, t] at
-  step t). The result is deterministic for a given input batch, but the
-  noise is drawn for the whole `[B, d]` batch, so an image's code can depend
-  on the batch it is sent in. Each call costs `infer_steps` forward and
-  backward passes of the generator: about 3 * infer_steps times `generate`.
-* `selfexgan`: the encoder network E.
-* `spgan`: the encoder network E when `spgan.reconstructor` is on, otherwise
-  latent optimisation (`spgan.infer_steps` Adam steps of size
-  `spgan.infer_lr` from a fixed N(0, I) draw).
+`encode` is the family's `model.encode` traced into the graph; how it works
+(an encoder network, Langevin inference, latent optimisation, with its steps and
+seeds) is the family's `encode_method()`, written into signature.json.
 
 `reconstruct` is `generate(encode(images))`. Every weight and constant the
-signatures use (network weights, batch-norm statistics, spgan's patch
-dictionary) is stored in the SavedModel: it needs only TensorFlow to load,
+signatures use (network weights, batch-norm statistics, dictionaries) is stored in the SavedModel: it needs only TensorFlow to load,
 e.g. `tf.saved_model.load(path).signatures["generate"](z=z)["images"]` or
 `saved_model_cli run --dir PATH --tag_set serve --signature_def generate
---inputs z=z.npy`. Per-example training state (the AND-OR model's
-persistent latents), critics and optimizer slots are left out.
+--inputs z=z.npy`. Per-example training state (persistent latents), critics
+and optimizer slots are left out.
 
 Input checks: the signatures' TensorSpecs reject a wrong rank, size or dtype
 before the graph runs (TensorFlow's message shows the expected spec, e.g.
@@ -59,14 +48,13 @@ import numpy as np
 import tensorflow as tf
 
 from tf_sparse_gen.layers import standard_ops
+from tf_sparse_gen.rundir import RunDir
 
 SIGNATURES = ("generate", "encode", "reconstruct")
 SERVING_DEFAULT = "generate"
 METADATA_FILE = "signature.json"
 README_FILE = "README.txt"
 FORMAT = "tf_sparse_gen.export/1"
-# `infer_latent`'s default seed: the exported andor `encode` equals `model.encode`.
-ENCODE_SEED = 0
 
 
 class ExportInputError(ValueError):
@@ -80,26 +68,6 @@ def _spec(shape, dtype="float32") -> Dict[str, Any]:
 
 def _shape_str(shape) -> str:
     return "[" + ", ".join("None" if s is None else str(s) for s in shape) + "]"
-
-
-def _encode_method(model) -> Dict[str, Any]:
-    """How `model.encode` maps images to latents (for signature.json)."""
-    family = getattr(getattr(model, "cfg", None), "model", None)
-    hp = getattr(model, "hp", None)
-    encoder = getattr(model, "encoder", None)
-    if family == "andor":
-        return {"method": "langevin", "init": "z = 0", "steps": int(hp.infer_steps), "delta": float(hp.delta),
-                "sigma": float(hp.sigma), "noise": True, "seed": [ENCODE_SEED, 0],
-                "note": "Langevin dynamics (eq. 13) from z = 0 for a fixed number of steps; the noise of "
-                        "step t is stateless_normal([B, d], seed=[0, 0] + [0, t]), so results are "
-                        "deterministic per batch but an image's code can depend on its batch. Costs about "
-                        "3 * steps generator passes."}
-    if encoder is not None:
-        return {"method": "encoder", "note": "the encoder network E (inference mode)"}
-    if family == "spgan":
-        return {"method": "latent_optimisation", "steps": int(hp.infer_steps), "lr": float(hp.infer_lr),
-                "init": "fixed N(0, I) draw", "note": "Adam on mean((G(z) - x)^2) with G fixed"}
-    return {"method": "model.encode"}
 
 
 def describe(model, step: Optional[int] = None, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -121,7 +89,7 @@ def describe(model, step: Optional[int] = None, extra: Optional[Dict[str, Any]] 
             "generate": {"inputs": {"z": _spec([None, d])}, "outputs": {"images": images},
                          "note": "latents z ~ N(0, I) -> images in [-1, 1]"},
             "encode": {"inputs": {"images": images}, "outputs": {"z": _spec([None, d])},
-                       **_encode_method(model)},
+                       **model.encode_method()},
             "reconstruct": {"inputs": {"images": images}, "outputs": {"images": images},
                             "note": "generate(encode(images))"},
         },
@@ -313,7 +281,7 @@ def export_model(model_dir: str, out_dir: Optional[str] = None, checkpoint: Opti
 
     with _float32_policy():
         run = runs.load_trained_model(model_dir, checkpoint)
-        out_dir = out_dir or os.path.join(run.model_dir, "export")
+        out_dir = out_dir or RunDir(run.model_dir).export
         export_generative_model(run.model, out_dir, step=run.step, verbose=verbose,
                                 extra_metadata={"model_dir": run.model_dir, "checkpoint": run.checkpoint})
     return os.path.abspath(out_dir)

@@ -9,23 +9,7 @@ import keras
 import tensorflow as tf
 
 from tf_sparse_gen import kernels
-from tf_sparse_gen.config import TOPK_IMPLEMENTATIONS
-
-
-def resolve_k(k: Union[int, float], n: int) -> int:
-    """Number of entries kept out of `n`: an int k as is, a fraction k in (0, 1) as round(k * n) (>= 1)."""
-    if isinstance(k, bool):
-        raise ValueError(f"k must be a number, got {k!r}")
-    if isinstance(k, float) and not k.is_integer():
-        if not 0.0 < k < 1.0:
-            raise ValueError(f"a fractional k must lie in (0, 1), got {k}")
-        return max(1, int(round(k * n)))
-    k = int(k)
-    if k < 1:
-        raise ValueError(f"k must be >= 1 (or a fraction in (0, 1)), got {k}")
-    if k > n:
-        raise ValueError(f"k={k} is larger than the {n} entries it selects from; use k <= {n} or a fraction")
-    return k
+from tf_sparse_gen.sparsity import TOPK_IMPLEMENTATIONS, SparsityError, check_k, resolve_k  # noqa: F401
 
 
 @keras.saving.register_keras_serializable(package="tf_sparse_gen")
@@ -78,10 +62,7 @@ class TopKSparsity(keras.layers.Layer):
         if implementation not in TOPK_IMPLEMENTATIONS:
             raise ValueError(f"TopKSparsity implementation must be one of {TOPK_IMPLEMENTATIONS}, "
                              f"got {implementation!r}")
-        if isinstance(k, bool) or not isinstance(k, (int, float)) or k <= 0:
-            raise ValueError(f"TopKSparsity k must be an int >= 1 or a fraction in (0, 1), got {k!r}")
-        if isinstance(k, float) and not k.is_integer() and k >= 1:
-            raise ValueError(f"TopKSparsity fractional k must lie in (0, 1), got {k}")
+        check_k(k, "TopKSparsity k", allow_off=False)
         self.k = k
         self.axis = axis
         self.implementation = implementation
@@ -90,8 +71,8 @@ class TopKSparsity(keras.layers.Layer):
     def kept_count(self, shape) -> int:
         """k as a count, for an input of static `shape`."""
         if len(shape) == 4 and self.axis == "spatial":
-            return resolve_k(self.k, int(shape[1]) * int(shape[2]))
-        return resolve_k(self.k, int(shape[-1]))
+            return resolve_k(self.k, int(shape[1]) * int(shape[2]), "TopKSparsity k")
+        return resolve_k(self.k, int(shape[-1]), "TopKSparsity k")
 
     def mask(self, inputs):
         """The 0/1 selection mask of `inputs`, in the dtype of `inputs`."""

@@ -3,9 +3,9 @@
 `load_trained_model(model_dir)` rebuilds the model of the stored config and
 restores its latest (or a given) checkpoint; no optimizer is built, so the
 checkpoint's optimizer slots are ignored (`expect_partial`). The size of the
-training split (`num_examples`) is read from the checkpoint's per-example
-variables (e.g. the AND-OR model's persistent latents) instead of loading the
-dataset; a family without per-example state does not depend on it.
+training split (`num_examples`) and the image shape come from the run's
+run.json; for runs older than run.json, `num_examples` is read from the
+checkpoint's per-example variables (e.g. the AND-OR model's persistent latents).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Optional
 import tensorflow as tf
 
 from tf_sparse_gen.config import Config, ConfigError
-from tf_sparse_gen.models import build_model
+from tf_sparse_gen.families import build_model
+from tf_sparse_gen.rundir import RunDir
 
 _DIRECT_VARIABLE = re.compile(r"^model/([^/]+)/\.ATTRIBUTES/VARIABLE_VALUE$")
 
@@ -35,18 +36,15 @@ class TrainedModel:
 
 
 def read_config(model_dir: str) -> Config:
-    """The resolved config stored in `model_dir/config.json`."""
-    path = os.path.join(model_dir, "config.json")
-    if not os.path.exists(path):
-        raise ConfigError(f"{model_dir} has no config.json: not a tf_sparse_gen run directory")
-    with open(path) as f:
-        return Config.from_json(f.read())
+    """The resolved config stored in the run directory `model_dir`."""
+    return RunDir(model_dir).read_config()
 
 
 def latest_checkpoint(model_dir: str) -> str:
-    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    rd = RunDir(model_dir)
+    path = tf.train.latest_checkpoint(rd.checkpoints)
     if path is None:
-        raise ConfigError(f"{model_dir}/checkpoints holds no checkpoint; train the run first")
+        raise ConfigError(f"{rd.checkpoints} holds no checkpoint; train the run first")
     return path
 
 
@@ -108,8 +106,12 @@ def load_trained_model(model_dir: str, checkpoint: Optional[str] = None, ema: bo
     model_dir = os.path.abspath(os.path.expanduser(model_dir))
     config = read_config(model_dir)
     checkpoint = checkpoint or latest_checkpoint(model_dir)
-    image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
-    num_examples = num_examples_from_checkpoint(config, checkpoint, image_shape)
+    info = RunDir(model_dir).read_run_info()
+    if info is not None:
+        image_shape, num_examples = tuple(info["image_shape"]), int(info["num_examples"])
+    else:  # a run written before run.json existed
+        image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
+        num_examples = num_examples_from_checkpoint(config, checkpoint, image_shape)
     model = build_model(config, num_examples, image_shape)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     status = tf.train.Checkpoint(step=step, model=model).restore(checkpoint).expect_partial()

@@ -6,7 +6,7 @@ restores the latest checkpoint and runs `model.fit` for the remaining steps
 with one callback that counts steps, logs the tracked means to TensorBoard,
 writes image grids, saves checkpoints and enforces the budgets.
 
-Layout of `model_dir`: `config.json`, `checkpoints/`, `logs/`, `samples/`.
+The run directory's layout and resume rules are `rundir.RunDir`'s.
 """
 
 from __future__ import annotations
@@ -28,44 +28,12 @@ from tf_sparse_gen import config as config_lib
 from tf_sparse_gen import images as image_lib
 from tf_sparse_gen.config import Config, ConfigError
 from tf_sparse_gen.data import load_dataset
-from tf_sparse_gen.models import build_model
+from tf_sparse_gen.families import build_model
+from tf_sparse_gen.rundir import RunDir
 
 
 class DivergenceError(RuntimeError):
     """Training produced non-finite values for too many steps in a row."""
-
-
-def write_json_atomic(path: str, payload) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(payload if isinstance(payload, str) else json.dumps(payload, indent=2, sort_keys=True))
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def resolve_run(config: Config, model_dir: str) -> Config:
-    """The config to run in `model_dir`: `config`, or the stored one when resuming.
-
-    A stored run may be resumed with different budget and logging settings
-    (`config_lib.SESSION_FIELDS`) but nothing else: any other difference is
-    refused with the list of fields, so a run never silently changes meaning.
-    """
-    path = os.path.join(model_dir, "config.json")
-    if not os.path.exists(path):
-        return config
-    try:
-        with open(path) as f:
-            stored = Config.from_json(f.read())
-    except (ValueError, ConfigError) as e:
-        raise ConfigError(f"{path} is not a readable tf_sparse_gen config ({e}); "
-                          "use a new --model_dir") from None
-    changed = {k: v for k, v in config_lib.diff(stored, config).items() if k not in config_lib.SESSION_FIELDS}
-    if changed:
-        lines = "\n".join(f"  {k}: stored {old!r}, requested {new!r}" for k, (old, new) in sorted(changed.items()))
-        raise ConfigError(
-            f"{model_dir} holds a run with another configuration; refusing to resume it with:\n{lines}\n"
-            "Use a new --model_dir for a new run, or repeat the stored settings to resume.")
-    return config
 
 
 def setup_runtime(config: Config) -> None:
@@ -214,6 +182,8 @@ class Run:
                  strategy: Optional[tf.distribute.Strategy] = None, write_dir: Optional[str] = None):
         self.config = config
         self.model_dir = model_dir
+        self.dir = RunDir(model_dir)
+        writes = RunDir(write_dir) if write_dir else self.dir
         self.log = log
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = write_dir is None
@@ -231,14 +201,14 @@ class Run:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(step=self.step, model=self.model)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(write_dir or model_dir, "checkpoints"), max_to_keep=t.keep_checkpoints)
-        self.writer = tf.summary.create_file_writer(os.path.join(write_dir or model_dir, "logs"))
+            self.checkpoint, writes.checkpoints, max_to_keep=t.keep_checkpoints)
+        self.writer = tf.summary.create_file_writer(writes.logs)
         n = min(t.num_sample_images, self.source.num_examples)
         self.fixed_images = tf.constant(self.source.take_images(min(n, 32)))
         self.fixed_z = self.model.sample_latents(n)
 
     def restore(self) -> bool:
-        latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
+        latest = tf.train.latest_checkpoint(self.dir.checkpoints)
         if latest is None:
             return False
         self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -260,12 +230,16 @@ class Run:
         with self.model.averaged_weights():
             batches = self.model.summary_images(self.fixed_images, self.fixed_z)
             grids = {name: image_lib.image_grid(batch.numpy(), ncol=8) for name, batch in batches.items()}
+        return self.write_figures(grids, step)
+
+    def write_figures(self, grids: Dict[str, np.ndarray], step: int, stepped: bool = True) -> Dict[str, str]:
+        """Writes image grids ([-1, 1]) to TensorBoard and samples/ (named by step when `stepped`)."""
         paths = {}
         with self.writer.as_default(step=step):
             for name, grid in grids.items():
-                tf.summary.image(name, grid[None])
-                paths[name] = image_lib.save_png(
-                    grid, os.path.join(self.model_dir, "samples", f"{name}_{step:07d}.png"), scale=2)
+                tf.summary.image(name, np.asarray(grid)[None])
+                paths[name] = image_lib.save_png(grid, self.dir.sample_path(name, step if stepped else None),
+                                                 scale=2 if stepped else 1)
         self.writer.flush()
         return paths
 
@@ -274,7 +248,7 @@ def train(config: Config, model_dir: str, log: Callable[[str], None] = print) ->
     """Trains (or resumes) the run in `model_dir` and returns a summary dict."""
     config.validate()
     model_dir = os.path.abspath(os.path.expanduser(model_dir))
-    config = resolve_run(config, model_dir)
+    config = RunDir(model_dir).check_resume(config)
     strategy = make_strategy(config.train.strategy)
     setup_runtime(config)
     budget = _Budget(config.train.train_minutes, config.train.train_cpu_minutes)
@@ -289,13 +263,15 @@ def train(config: Config, model_dir: str, log: Callable[[str], None] = print) ->
 def _train(config: Config, model_dir: str, log, strategy, write_dir: Optional[str], budget: _Budget) -> dict:
     # Loads the data first: a bad dataset fails before any write.
     run = Run(config, model_dir, log, strategy=strategy, write_dir=write_dir)
-    for sub in ("checkpoints", "logs", "samples"):
-        os.makedirs(os.path.join(write_dir or model_dir, sub), exist_ok=True)
+    (RunDir(write_dir) if write_dir else run.dir).make_dirs()
     resumed = run.restore()
     if run.chief:
-        write_json_atomic(os.path.join(model_dir, "config.json"), config.to_json())
+        run.dir.write_config(config)
+        run.dir.write_run_info(run.source.num_examples, run.source.image_shape)
     if not resumed:
-        run.model.prepare(run.source, write_dir or model_dir)
+        figures = run.model.prepare(run.source)
+        if run.chief and figures:
+            run.write_figures(figures, 0, stepped=False)
     start = int(run.step.numpy())
     total = config.train.train_steps
     summary = {"model_dir": model_dir, "start_step": start, "resumed": resumed,

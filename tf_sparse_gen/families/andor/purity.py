@@ -115,7 +115,7 @@ def model_part_purity(model, images, part_maps, part_names, support_fraction: fl
     active units (the `max_units` strongest per scene and layer) given basis
     functions by `interpret.basis_functions`.
     """
-    from tf_sparse_gen import interpret
+    from tf_sparse_gen.families.andor import interpret
 
     generator = model.generator
     acc = PurityAccumulator(part_names, support_fraction)
@@ -151,7 +151,7 @@ def channel_part_figure(model, part_maps, layer_result: dict, path: str, part_na
                         support_fraction: float = 0.5) -> str:
     """Per frequent channel: the basis of its strongest activation beside its dominant part's mask there."""
     from tf_sparse_gen import images as image_lib
-    from tf_sparse_gen import interpret
+    from tf_sparse_gen.families.andor import interpret
 
     generator = model.generator
     channels = sorted(layer_result["channels"], key=lambda c: -layer_result["channels"][c]["fires"])[:top]

@@ -28,8 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_sparse_gen import losses
-from tf_sparse_gen.models.base import GenerativeModel
-from tf_sparse_gen.nets.andor import EnergyCritic, SparseGenerator
+from tf_sparse_gen.families.base import GenerativeModel
+from tf_sparse_gen.families.andor.nets import EnergyCritic, SparseGenerator
 
 
 class CooperativeAndOrModel(GenerativeModel):
@@ -140,6 +140,15 @@ class CooperativeAndOrModel(GenerativeModel):
     def encode(self, images):
         return self.infer_latent(images)
 
+    def encode_method(self):
+        a = self.hp
+        return {"method": "langevin", "init": "z = 0", "steps": int(a.infer_steps), "delta": float(a.delta),
+                "sigma": float(a.sigma), "noise": True, "seed": [0, 0],
+                "note": "Langevin dynamics (eq. 13) from z = 0 for a fixed number of steps; the noise of "
+                        "step t is stateless_normal([B, d], seed=[0, 0] + [0, t]), so results are "
+                        "deterministic per batch but an image's code can depend on its batch. Costs about "
+                        "3 * steps generator passes."}
+
     def store_latents(self, index, z):
         """Writes z back to the persistent latents at `index` (every replica's rows, on every replica)."""
         self.latents.scatter_update(tf.IndexedSlices(self.gather_replicas(z), self.gather_replicas(index)))
@@ -158,7 +167,7 @@ class CooperativeAndOrModel(GenerativeModel):
     def interpretability_templates(self, zs, per_latent: int = 16, frac: float = 0.1):
         """Per latent, the basis of the strongest unit of each of its `per_latent` strongest channels
         at the mid layer, cropped where |B| exceeds `frac` of its peak (Table 4 of the paper)."""
-        from tf_sparse_gen import interpret
+        from tf_sparse_gen.families.andor import interpret
 
         templates = []
         for z in zs:
@@ -178,8 +187,30 @@ class CooperativeAndOrModel(GenerativeModel):
                 templates.append(b[y0:y1, x0:x1])
         return templates
 
+    has_part_units = True
+
+    def part_metrics(self, images, part_maps, part_names, out_dir, log=print):
+        """Part purity and object purity of every layer the config gives a k (see `purity`)."""
+        from tf_sparse_gen.families.andor import purity as purity_lib
+
+        details = purity_lib.model_part_purity(self, images, part_maps, part_names, log=log)
+        m = len(images)
+        results, figures = {}, {}
+        for layer, r in details.items():
+            results[f"purity_{layer}"] = {"value": r["purity"], "num_scenes": m, "num_channels": r["num_channels"],
+                                          "parts_per_channel": r["parts_per_channel"],
+                                          "background_share": r["background_share"]}
+            results[f"object_purity_{layer}"] = {"value": r["object_purity"], "num_scenes": m,
+                                                 "note": "background votes left out"}
+            figures[f"purity {layer}: channel x part shares"] = purity_lib.confusion_heatmap(
+                r, os.path.join(out_dir, f"purity_confusion_{layer}.png"))
+            figures[f"purity {layer}: strongest basis | dominant part mask, per frequent channel"] = \
+                purity_lib.channel_part_figure(self, part_maps, r, os.path.join(out_dir, f"purity_parts_{layer}.png"),
+                                               part_names)
+        return results, figures, details
+
     def interpretation_figures(self, zs, out_dir):
-        from tf_sparse_gen import interpret
+        from tf_sparse_gen.families.andor import interpret
 
         figures = {}
         for layer, name in enumerate(self.generator.layer_names):

@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 from tf_sparse_gen.layers import TopKSparsity
-from tf_sparse_gen.nets import track_layers
+from tf_sparse_gen.netutils import track_layers
 
 
 class SparseGenerator(keras.Model):

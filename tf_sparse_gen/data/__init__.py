@@ -383,7 +383,7 @@ def load_dataset(name: str, split: str = "train", image_size: int = 32, channels
         raw, labels = raw[mask], labels[mask]
         class_names = tuple(str(i) for i in range(10))
     elif name == "shapes":
-        from tf_sparse_gen import shapes
+        from tf_sparse_gen.data import shapes
 
         if split not in ("train", "test"):
             raise DatasetError(f"shapes has splits 'train' and 'test', not {split!r}")

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from tf_sparse_gen.layers import SphereProjection
-from tf_sparse_gen.nets import batch_norm, track_layers
+from tf_sparse_gen.netutils import batch_norm, track_layers
 
 
 def _activation(name: str):

@@ -362,13 +362,14 @@ def run_task(task: str, model_dir: str, out_dir: Optional[str] = None, num_image
              noise: float = 0.3, seed: int = 0, split: str = "test", steps: int = 10,
              per_image: int = 4, tsne_images: int = 500) -> Dict:
     """Loads the run in `model_dir` and runs one application `task` (see `TASKS`)."""
+    from tf_sparse_gen.rundir import RunDir
     from tf_sparse_gen.runs import load_trained_model
 
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
     run = load_trained_model(model_dir)
     model, config = run.model, run.config
-    out_dir = out_dir or os.path.join(run.model_dir, "explore")
+    out_dir = out_dir or RunDir(run.model_dir).explore
     count = tsne_images if task == "tsne" else num_images
     images, labels, class_names = load_images(config, split, count)
     if task == "reconstruct":

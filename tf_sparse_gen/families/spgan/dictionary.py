@@ -155,12 +155,18 @@ def atoms_for_display(atoms, patch_size: int, channels: int, zoom: int = 4) -> n
     return x.repeat(zoom, axis=1).repeat(zoom, axis=2)
 
 
-def save_dictionary_png(atoms, patch_size: int, channels: int, path: str, ncol: int = 10) -> str:
-    """Writes the atoms as a grid PNG (each atom 8x enlarged, scaled by its max |value|)."""
+def dictionary_grid(atoms, patch_size: int, channels: int, ncol: int = 10) -> np.ndarray:
+    """The atoms as one image grid in [-1, 1] (each atom 8x enlarged, scaled by its max |value|)."""
     from tf_sparse_gen import images as image_lib
 
-    grid = image_lib.image_grid(atoms_for_display(atoms, patch_size, channels, zoom=8), ncol=ncol, pad=2)
-    return image_lib.save_png(grid, path, scale=1)
+    return image_lib.image_grid(atoms_for_display(atoms, patch_size, channels, zoom=8), ncol=ncol, pad=2)
+
+
+def save_dictionary_png(atoms, patch_size: int, channels: int, path: str, ncol: int = 10) -> str:
+    """Writes `dictionary_grid` as a PNG."""
+    from tf_sparse_gen import images as image_lib
+
+    return image_lib.save_png(dictionary_grid(atoms, patch_size, channels, ncol), path, scale=1)
 
 
 def sparse_code_error(atoms: np.ndarray, patches: np.ndarray, n_nonzero: int = 3) -> float:

@@ -39,17 +39,16 @@ example (G fixed), so `encode`/`reconstruct` exist for every configuration.
 
 from __future__ import annotations
 
-import os
 from typing import Dict, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sparse_gen import dictionary as dictionary_lib
+from tf_sparse_gen.families.spgan import dictionary as dictionary_lib
 from tf_sparse_gen import losses
-from tf_sparse_gen.models.base import GenerativeModel
-from tf_sparse_gen.nets.spgan import build_networks
+from tf_sparse_gen.families.base import GenerativeModel
+from tf_sparse_gen.families.spgan.nets import build_networks
 
 
 class SparseGAN(GenerativeModel):
@@ -101,13 +100,13 @@ class SparseGAN(GenerativeModel):
         self.set_dictionary(atoms)
         return info
 
-    def prepare(self, source, model_dir: str) -> None:
-        """Learns the patch dictionary (fresh runs only) and writes samples/dictionary.png."""
+    def prepare(self, source):
+        """Learns the patch dictionary (fresh runs only); returns its picture as the figure "dictionary"."""
         if not self.hp.sparse_output:
-            return
+            return {}
         self.dictionary_info = self.learn_dictionary(source)
-        dictionary_lib.save_dictionary_png(self.dictionary.numpy(), self.hp.patch_size, self.image_shape[-1],
-                                           os.path.join(model_dir, "samples", "dictionary.png"))
+        return {"dictionary": dictionary_lib.dictionary_grid(self.dictionary.numpy(), self.hp.patch_size,
+                                                              self.image_shape[-1])}
 
     # ------------------------------------------------------------------ inference
     def generate(self, z):
@@ -116,6 +115,13 @@ class SparseGAN(GenerativeModel):
     def codes(self, z):
         """Sparse codes `[B, H, W, K]` of latents z."""
         return self.generator.codes(z, training=False)
+
+    def encode_method(self):
+        if self.encoder is not None:
+            return super().encode_method()
+        hp = self.hp
+        return {"method": "latent_optimisation", "steps": int(hp.infer_steps), "lr": float(hp.infer_lr),
+                "init": "fixed N(0, I) draw", "note": "Adam on mean((G(z) - x)^2) with G fixed"}
 
     def encode(self, images):
         if self.encoder is not None:

@@ -56,8 +56,8 @@ import keras
 import tensorflow as tf
 
 from tf_sparse_gen import losses
-from tf_sparse_gen.models.base import GenerativeModel
-from tf_sparse_gen.nets.selfexgan import build_networks
+from tf_sparse_gen.families.base import GenerativeModel
+from tf_sparse_gen.families.selfexgan.nets import build_networks
 
 
 class SelfExGAN(GenerativeModel):

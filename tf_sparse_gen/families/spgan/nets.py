@@ -43,7 +43,7 @@ import keras
 import tensorflow as tf
 
 from tf_sparse_gen.layers import PatchDictionaryDecoder, SoftThreshold
-from tf_sparse_gen.nets import batch_norm, track_layers
+from tf_sparse_gen.netutils import batch_norm, track_layers
 
 
 def generator_widths(image_size: int, base_channels: int, widths: Sequence[int] = ()) -> Tuple[int, ...]:

@@ -91,12 +91,23 @@ class GenerativeModel(keras.Model):
         """Latents `[B, latent_dim]` for images in [-1, 1]."""
         raise NotImplementedError
 
+    def encode_method(self) -> Dict[str, object]:
+        """How `encode` maps images to latents, for an export's signature.json."""
+        if getattr(self, "encoder", None) is not None:
+            return {"method": "encoder", "note": "the encoder network E (inference mode)"}
+        return {"method": "model.encode"}
+
     def reconstruct(self, images):
         """g(encode(x)) for images in [-1, 1]."""
         return self.generate(self.encode(images))
 
-    def prepare(self, source, model_dir: str) -> None:
-        """One-off work before the first step of a fresh run (e.g. a dictionary)."""
+    def prepare(self, source) -> Dict[str, object]:
+        """One-off work before the first step of a fresh run (e.g. a dictionary).
+
+        Returns named figures (image arrays in [-1, 1]) that the harness writes beside
+        the run's samples and to TensorBoard.
+        """
+        return {}
 
     def summary_images(self, images, z) -> Dict[str, tf.Tensor]:
         """Named image batches in [-1, 1] for TensorBoard and `samples/`.
@@ -116,6 +127,14 @@ class GenerativeModel(keras.Model):
     def interpretability_templates(self, zs) -> list:
         """Cropped mid-layer basis functions for the NCC score (families that have them)."""
         return []
+
+    # True when the family's units have image-space bases that `part_metrics` can
+    # compare with ground-truth part maps (evaluate.py's `purity`).
+    has_part_units = False
+
+    def part_metrics(self, images, part_maps, part_names, out_dir: str, log=print):
+        """(metrics {name: entry}, figures {title: path}, details) of units vs ground-truth parts."""
+        raise NotImplementedError(f"{type(self).__name__} has no part units")
 
     def interpretation_figures(self, zs, out_dir: str) -> Dict[str, str]:
         """Writes family-specific figures into out_dir; returns {title: path}."""

@@ -1,0 +1,76 @@
+"""One contract, run over every registered family (tf_sparse_gen.families.REGISTRY).
+
+Build, two training steps through the harness, a checkpoint round trip, the SavedModel
+export served back, and a mixed-precision step. (The mirrored == one-device check over the
+registry is in test_distribute.py.) A new family gets all of these by registering.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_sparse_gen import export
+from tf_sparse_gen.config import get_config
+from tf_sparse_gen.families import MODELS, REGISTRY, build_model
+from tf_sparse_gen.families.base import GenerativeModel
+from tf_sparse_gen.rundir import RunDir
+from tf_sparse_gen.runs import load_trained_model
+from tf_sparse_gen.trainer import train
+
+
+def _config(family, **overrides):
+    return get_config(family, "tiny", {"data.dataset": "digits", "train.train_minutes": 0.0,
+                                       "train.train_steps": 2, **overrides})
+
+
+def test_registry_is_consistent():
+    assert MODELS and list(MODELS) == list(REGISTRY)
+    for name, fam in REGISTRY.items():
+        config = get_config(name, "tiny")
+        assert isinstance(getattr(config, name), fam.config_class)
+        for preset in ("tiny", "small", "paper"):
+            assert isinstance(fam.preset(preset), dict)
+        for field, choices, _ in fam.switches.values():
+            assert hasattr(fam.config_class(), field) and choices
+
+
+@pytest.mark.parametrize("family", MODELS)
+def test_family_contract(family, tmp_path):
+    d = str(tmp_path / family)
+    summary = train(_config(family), d, log=lambda s: None)
+    assert summary["final_step"] == 2
+    info = RunDir(d).read_run_info()
+    assert info["image_shape"] == [16, 16, 1] and info["num_examples"] > 0
+    run = load_trained_model(d)
+    model = run.model
+    assert isinstance(model, GenerativeModel) and run.step == 2
+    z = model.sample_latents(3)
+    images = model.generate(z).numpy()
+    assert images.shape == (3, 16, 16, 1) and np.all(np.abs(images) <= 1.0)
+    assert model.encode(tf.constant(images)).shape == (3, model.latent_dim)
+    assert model.reconstruct(tf.constant(images)).shape == images.shape
+    again = load_trained_model(d).model
+    np.testing.assert_allclose(again.generate(z).numpy(), images, atol=1e-6)
+    served = export.load_exported(export.export_model(d))
+    np.testing.assert_allclose(served.generate(z.numpy()), images, atol=1e-5)
+    assert model.encode_method()["method"]
+
+
+@pytest.mark.parametrize("family", MODELS)
+def test_family_mixed_precision_step(family):
+    import keras
+
+    config = _config(family, **{"train.mixed_precision": "bf16"})
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        from tf_sparse_gen.data import load_dataset
+
+        source = load_dataset("digits", "train", 16, 1)
+        model = build_model(config, source.num_examples, source.image_shape)
+        model.compile()
+        model.prepare(source)
+        model.fit(source.train_dataset(4, seed=0).take(1), epochs=1, steps_per_epoch=1, verbose=0)
+        assert int(model.nonfinite_streak.numpy()) == 0
+        assert np.all(np.isfinite(np.asarray(model.generate(model.sample_latents(2)), np.float32)))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
