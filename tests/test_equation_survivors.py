@@ -132,3 +132,26 @@ def test_andor_without_abp_logs_the_activations_of_the_syntheses():
     positive = np.mean(g_numpy(0.8, p["c"], p["w"], z_hat) > 0)
     for name in model.generator.layer_names:
         np.testing.assert_allclose(float(logs[f"active_{name}"]), positive, rtol=1e-5)
+
+
+class FlagRecordingCritic(ToyCritic):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.flags = []
+
+    def call(self, x, training=None):
+        self.flags.append(training)
+        return super().call(x)
+
+
+def test_andor_critic_update_scores_real_and_synthesised_images_in_training_mode():
+    """Kills `self.critic(images|fakes, training=True)` -> `training=False` in the critic update: under
+    spectral normalisation (critic_reg = "sn") training mode is what runs the power iteration."""
+    model, a, p = _andor_with_langevin({"andor.langevin_steps": 0})
+    model.critic = FlagRecordingCritic(2.0, "toy_critic")
+    model.compile(g_optimizer=keras.optimizers.SGD(LR), c_optimizer=keras.optimizers.SGD(LR))
+    rng = p["rng"]
+    model.random_normal = FixedDraws([rng.normal(size=(4, a.z_dim))])
+    model.random_uniform = FixedDraws([rng.uniform(size=(4, 1, 1, 1))])
+    model.train_step((tf.range(4, dtype=tf.int64), tf.constant(p["images"], tf.float32)))
+    assert model.critic.flags[:2] == [True, True]
