@@ -155,3 +155,103 @@ def test_andor_critic_update_scores_real_and_synthesised_images_in_training_mode
     model.random_uniform = FixedDraws([rng.uniform(size=(4, 1, 1, 1))])
     model.train_step((tf.range(4, dtype=tf.int64), tf.constant(p["images"], tf.float32)))
     assert model.critic.flags[:2] == [True, True]
+
+
+# ----------------------------------------------------------------------------- spgan / selfexgan
+
+from test_family_losses import ToyEncoder, ToyImageCritic, ToyPairCritic, _spgan  # noqa: E402
+
+
+def _recording(cls):
+    """A subclass of a toy network that records the `training` flag of every call (in `flags`)."""
+
+    class Recording(cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.flags = []
+
+        def call(self, x, training=None):
+            self.flags.append(training)
+            return cls.forward(self, x)[0] if hasattr(cls, "forward") else cls.call(self, x)
+
+        def forward(self, z, training=None, record=False):
+            self.flags.append(training)
+            return cls.forward(self, z)
+    return Recording
+
+
+class SoftThresholdStub:
+    @staticmethod
+    def current_threshold():
+        return tf.constant(0.25)
+
+
+def test_spgan_step_logs_phase_means_codes_and_runs_each_network_in_its_mode():
+    """Kills the `training=` flags of the four phases, the averaging of each log over its phases
+    (`tf.add_n(v) / len(v)`) and the code statistics (`tf.equal(codes, 0.0)`)."""
+    model, hp, p = _spgan({"spgan.n_critic": 2, "spgan.n_reconst": 1})
+    y, c, w, proj = p["images"], p["c"], p["w"], p["proj"]
+    model.generator = _recording(ToyGenerator)(0.8, c, w, codes=True)
+    model.critic = _recording(ToyCritic)(2.0, "toy_critic")
+    model.encoder = _recording(ToyEncoder)(0.6, proj)
+    code_w = p["rng"].normal(size=(hp.z_dim, 16 * 16 * 2))
+    code_w[:, ::3] = 0.0  # a third of the code entries are exactly 0
+
+    def forward(z, training=None, record=False):
+        model.generator.flags.append(training)
+        out = ToyGenerator.forward(model.generator, z)[0]
+        return out, tf.reshape(tf.matmul(z, tf.constant(code_w, tf.float32)), [-1, 16, 16, 2])
+    model.generator.forward = forward
+    model.generator.soft_threshold = SoftThresholdStub()
+    model.compile(g_optimizer=keras.optimizers.SGD(LR), d_optimizer=keras.optimizers.SGD(LR),
+                  e_optimizer=keras.optimizers.SGD(LR))
+    rng = p["rng"]
+    zs = [rng.normal(size=(4, hp.z_dim)) for _ in range(4)]
+    epss = [rng.uniform(size=(4, 1, 1, 1)) for _ in range(2)]
+    model.random_normal = FixedDraws(list(zs))
+    model.random_uniform = FixedDraws(list(epss))
+    a, d_losses, gps = 2.0, [], []
+    for i in range(2):
+        fakes = g_numpy(0.8, c, w, zs[i])
+        loss = lambda t: t * (m2(fakes).mean() - m2(y).mean()) + 10.0 * gp_numpy(t, y, fakes, epss[i])  # noqa: E731
+        d_losses.append(loss(a))
+        gps.append(gp_numpy(a, y, fakes, epss[i]))
+        a = a - LR * ngrad(loss, a)
+    g_loss = -a * m2(g_numpy(0.8, c, w, zs[2])).mean()
+    theta = 0.8 - LR * ngrad(lambda t: -a * m2(g_numpy(t, c, w, zs[2])).mean(), 0.8)
+    gz = g_numpy(theta, c, w, zs[3]).reshape(4, -1)
+    e_loss = lambda e: np.mean((e * gz @ proj - zs[3]) ** 2)  # noqa: E731
+    e1 = 0.6 - LR * ngrad(e_loss, 0.6)
+    zx = e1 * y.reshape(4, -1) @ proj
+    logs = model.train_step((tf.range(4, dtype=tf.int64), tf.constant(y, tf.float32)))
+    np.testing.assert_allclose(float(logs["d_loss"]), np.mean(d_losses), rtol=1e-5)
+    np.testing.assert_allclose(float(logs["gradient_penalty"]), np.mean(gps), rtol=1e-5)
+    np.testing.assert_allclose(float(logs["g_loss"]), g_loss, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["e_loss"]), e_loss(0.6), rtol=1e-5)
+    np.testing.assert_allclose(float(logs["recon_loss"]), np.mean((y - g_numpy(theta, c, w, zx)) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(float(logs["code_zero_fraction"]), 1 / 3, rtol=1e-2)
+    np.testing.assert_allclose(float(logs["threshold"]), 0.25)
+    # G: critic step x2, generator step, encoder step (fixed), reconstruction step: all in training mode.
+    assert model.generator.flags == [True] * 5
+    assert model.critic.flags == [True] * 7  # 2 x (real, fake, x_hat), then the generator step
+    # E is trained in training mode, and used in inference mode to reconstruct.
+    assert model.encoder.flags == [True, False]
+
+
+def test_selexgan_step_runs_every_network_in_training_mode():
+    """Kills the `training=True` -> `False` mutants of SelfExGAN's train_step (BatchNorm uses batch statistics)."""
+    config = get_config("selfexgan", "tiny", {"data.dataset": "digits", "train.ema_decay": 0.0,
+                                              "selfexgan.anchor_fraction": 1.0})
+    model = build_model(config, 8, (16, 16, 1))
+    d = model.hp.z_dim
+    p = problem(5, 4, d)
+    rng = p["rng"]
+    model.encoder = _recording(ToyEncoder)(0.6, rng.normal(0, 0.2, size=(256, d)))
+    model.generator = _recording(ToyGenerator)(0.8, p["c"], p["w"])
+    model.d1 = _recording(ToyImageCritic)(1.5, "toy_d1")
+    model.d2 = _recording(ToyPairCritic)(-0.7, rng.normal(size=d))
+    opt = lambda: keras.optimizers.SGD(LR)  # noqa: E731
+    model.compile(g_optimizer=opt(), e_optimizer=opt(), d1_optimizer=opt(), d2_optimizer=opt())
+    model.train_step((tf.range(4, dtype=tf.int64), tf.constant(p["images"], tf.float32)))
+    for net in (model.encoder, model.generator, model.d1, model.d2):
+        assert net.flags and all(f is True for f in net.flags), (net.name, net.flags)
