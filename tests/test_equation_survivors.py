@@ -255,3 +255,15 @@ def test_selexgan_step_runs_every_network_in_training_mode():
     model.train_step((tf.range(4, dtype=tf.int64), tf.constant(p["images"], tf.float32)))
     for net in (model.encoder, model.generator, model.d1, model.d2):
         assert net.flags and all(f is True for f in net.flags), (net.name, net.flags)
+
+
+def test_abp_reconstruction_loss_refuses_every_other_reduction():
+    """Kills `reduction == "mean"` -> `reduction <= "mean"` (strings sorting before "mean" were taken as it)."""
+    import pytest
+
+    from tf_sparse_gen import losses
+
+    x = tf.zeros([1, 2, 2, 1])
+    for bad in ("", "avg", "max", "MEAN", "batch", "none", "median", "total"):
+        with pytest.raises(ValueError, match="reduction"):
+            losses.abp_reconstruction_loss(x, x, 0.3, bad)
