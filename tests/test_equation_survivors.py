@@ -267,3 +267,19 @@ def test_abp_reconstruction_loss_refuses_every_other_reduction():
     for bad in ("", "avg", "max", "MEAN", "batch", "none", "median", "total"):
         with pytest.raises(ValueError, match="reduction"):
             losses.abp_reconstruction_loss(x, x, 0.3, bad)
+
+
+def test_reductions_given_as_strings_built_at_run_time():
+    """Kills `==` -> `is` on the reduction names (a name read from config.json is not an interned literal)."""
+    from tf_sparse_gen import losses
+
+    mean, total = "".join(["me", "an"]), "".join(["s", "um"])
+    assert mean is not "mean" and total is not "sum"  # noqa: F632 (the point of the test)
+    y, g = tf.ones([2, 2, 1, 1]), tf.zeros([2, 2, 1, 1])
+    # ||Y - g||^2 = 2 per image; sigma = 1: sum -> 2 / 2 = 1, mean -> 1 / D = 1/2.
+    np.testing.assert_allclose(float(losses.abp_reconstruction_loss(y, g, 1.0, total)), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(float(losses.abp_reconstruction_loss(y, g, 1.0, mean)), 0.5, rtol=1e-6)
+    for name, weight in ((total, 1.0), (mean, 1.0 / 256)):
+        config = get_config("andor", "tiny", {"data.dataset": "digits", "andor.critic_weight": None,
+                                              "andor.recon_reduction": name})
+        assert build_model(config, 4).critic_weight == weight
