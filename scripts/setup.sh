@@ -15,6 +15,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -r requirements.txt
   echo "$want" > "$stamp"
 fi
+# The package itself, editable (the venv's Python imports it from any directory; console
+# scripts tf-sparse-gen*); its dependencies are the pinned requirements above.
+root=$(pwd)
+if ! (cd / && "$root/.venv/bin/python" -c "import tf_sparse_gen" 2>/dev/null) \
+    || [ ! -x .venv/bin/tf-sparse-gen ] || [ pyproject.toml -nt .venv/bin/tf-sparse-gen ]; then
+  if ! log=$(cd / && "$root/.venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root" 2>&1); then
+    echo "$log" | tail -20 >&2
+    echo "setup: installing the package (pip install -e .) failed; see above" >&2
+    exit 1
+  fi
+fi
 # The compiled top-k kernel (tf_sparse_gen/kernels); a no-op when an up-to-date build exists.
 # Without a C++ compiler the project still runs, with TensorFlow's slower CPU top_k.
 if out=$(TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python -m tf_sparse_gen.kernels build 2>&1); then
