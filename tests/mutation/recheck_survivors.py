@@ -25,16 +25,19 @@ MOVED = {"tf_sparse_gen/models/cooperative.py": "tf_sparse_gen/families/andor/mo
          "tf_sparse_gen/models/spgan.py": "tf_sparse_gen/families/spgan/model.py",
          "tf_sparse_gen/models/selfexgan.py": "tf_sparse_gen/families/selfexgan/model.py"}
 SURVIVOR_TESTS = "tests/test_equation_survivors.py"
+# Also run for a target's survivors: tests/test_distribute.py's one-device-vs-two-replica andor tests
+# (selected by the target's -k "andor or langevin ...") for the replica-count mutants of the Langevin code.
+EXTRA = {"cooperative": ["tests/test_distribute.py"]}
 
 
-def test_args(session_dir):
+def test_args(session_dir, target):
     toml = open(os.path.join(session_dir, "cosmic-ray.toml")).read()
     cmd = re.search(r'^test-command = "(.*)"$', toml, re.M).group(1).replace('\\"', '"')
     args = shlex.split(cmd)
     args = args[args.index("--") + 1:]
     # the survivors' tests go in after the target's files (before -k, which then also selects them)
     k = args.index("-k") if "-k" in args else len(args)
-    return args[:k] + [SURVIVOR_TESTS] + args[k:]
+    return args[:k] + [SURVIVOR_TESTS] + EXTRA.get(target, []) + args[k:]
 
 
 def main():
@@ -57,7 +60,7 @@ def main():
             time.sleep(0.2)
         for target in targets:
             sdir = os.path.join(WORK, target)
-            args = test_args(sdir)
+            args = test_args(sdir, target)
             if "--noconftest" in args:  # NumPy-only target: keep TensorFlow out of it as mutation.sh does
                 args.remove("--noconftest")
             db = sqlite3.connect(os.path.join(sdir, "session.sqlite"))
