@@ -92,6 +92,9 @@ def main():
         shutil.rmtree(copy, ignore_errors=True)
     out = os.path.join(ROOT, "tests", "mutation", "raw", "recheck.txt")
     os.makedirs(os.path.dirname(out), exist_ok=True)
+    if os.path.exists(out):  # keep the rows of the targets not rechecked this time
+        kept = [tuple(ln.rstrip("\n").split("\t")) for ln in open(out) if ln.strip() and not ln.startswith("#")]
+        rows = [r for r in kept if r[0] not in targets] + rows
     with open(out, "w") as f:
         f.write("# tests/mutation/recheck_survivors.py: survivors of mutation.sh re-run with the survivor tests\n")
         for row in rows:
