@@ -3,7 +3,7 @@
 ```
 config.json     the fully resolved config of the run
 run.json        what the config does not say: num_examples, image shape, versions
-checkpoints/    tf.train.CheckpointManager checkpoints
+checkpoints/    tf.train.CheckpointManager checkpoints (unreadable ones moved to checkpoints/unreadable/)
 logs/           TensorBoard event files
 samples/        image grids written during training (and family figures such as dictionary.png)
 eval/           evaluate.py's metrics.json, report.html and figures
@@ -87,6 +87,17 @@ class RunDir:
     def make_dirs(self) -> None:
         for sub in (CHECKPOINTS, LOGS, SAMPLES):
             os.makedirs(self.sub(sub), exist_ok=True)
+
+    def quarantine_checkpoints(self, prefixes) -> str:
+        """Moves the files of checkpoint `prefixes` to checkpoints/unreadable/ (nothing is deleted)."""
+        target = os.path.join(self.checkpoints, "unreadable")
+        os.makedirs(target, exist_ok=True)
+        for prefix in prefixes:
+            base = os.path.basename(prefix)
+            for name in os.listdir(self.checkpoints):
+                if name == base + ".index" or name.startswith(base + ".data-"):
+                    os.replace(os.path.join(self.checkpoints, name), os.path.join(target, name))
+        return target
 
     # ------------------------------------------------------------------ config and run info
     def has_config(self) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Optional
+from typing import Callable, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -46,6 +46,48 @@ def latest_checkpoint(model_dir: str) -> str:
     if path is None:
         raise ConfigError(f"{rd.checkpoints} holds no checkpoint; train the run first")
     return path
+
+
+# What reading a damaged checkpoint raises (a truncated data file: IndexError "Read less
+# bytes than requested"; a damaged index: DataLossError; a missing shard: NotFoundError).
+_READ_ERRORS = (tf.errors.OpError, IndexError, ValueError, OSError)
+
+
+def checkpoints_newest_first(directory: str) -> list:
+    """Checkpoint prefixes in `directory`, newest first (from the state file, else the *.index files)."""
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except _READ_ERRORS:
+        state = None
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    if not paths and os.path.isdir(directory):
+        found = [f[:-len(".index")] for f in os.listdir(directory) if f.endswith(".index")]
+        paths = sorted((os.path.join(directory, f) for f in found),
+                       key=lambda p: int(re.sub(r"\D", "", os.path.basename(p)) or 0))
+    return [p if os.path.isabs(p) else os.path.join(directory, p) for p in reversed(paths)]
+
+
+def restore_newest_readable(restore: Callable[[str], None], directory: str,
+                            log: Callable[[str], None] = print) -> Tuple[str, List[str]]:
+    """Calls `restore(prefix)` on the newest checkpoint that reads; returns (prefix, unreadable ones).
+
+    An unreadable checkpoint is reported by name and the previous one is tried; nothing is
+    changed on disk. Raises ConfigError when none is readable.
+    """
+    skipped = []
+    for path in checkpoints_newest_first(directory):
+        try:
+            restore(path)
+            return path, skipped
+        except _READ_ERRORS as e:
+            reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+            log(f"checkpoint {path} is unreadable ({type(e).__name__}: {reason}); trying the one before it")
+            skipped.append(path)
+    if skipped:
+        raise ConfigError(f"no readable checkpoint in {directory}: {', '.join(os.path.basename(p) for p in skipped)} "
+                          "could not be read (the files are kept for inspection); restore the directory from a "
+                          "copy, or start a new run in a new --model_dir")
+    raise ConfigError(f"{directory} holds no checkpoint; train the run first")
 
 
 def num_examples_from_checkpoint(config: Config, checkpoint: str, image_shape) -> int:
@@ -90,7 +132,8 @@ def _check_weights_restored(status, model, checkpoint: str, model_dir: str) -> N
                           f"{len(missing)} weight(s) have no value in it, e.g. {missing[:5]}")
 
 
-def load_trained_model(model_dir: str, checkpoint: Optional[str] = None, ema: bool = True) -> TrainedModel:
+def load_trained_model(model_dir: str, checkpoint: Optional[str] = None, ema: bool = True,
+                       log: Callable[[str], None] = print) -> TrainedModel:
     """Rebuilds the model stored in `model_dir` and restores its weights.
 
     Args:
@@ -98,6 +141,7 @@ def load_trained_model(model_dir: str, checkpoint: Optional[str] = None, ema: bo
         checkpoint: a checkpoint prefix; default the latest in `model_dir/checkpoints`.
         ema: use the averaged generator weights where the run kept them (train.ema_decay > 0);
             False keeps the raw training weights.
+        log: where a skipped unreadable checkpoint is reported (the newest readable one is used).
 
     Raises:
         ConfigError: no config.json or no checkpoint, or the checkpoint does
@@ -105,17 +149,24 @@ def load_trained_model(model_dir: str, checkpoint: Optional[str] = None, ema: bo
     """
     model_dir = os.path.abspath(os.path.expanduser(model_dir))
     config = read_config(model_dir)
-    checkpoint = checkpoint or latest_checkpoint(model_dir)
-    info = RunDir(model_dir).read_run_info()
+    rd = RunDir(model_dir)
+    info = rd.read_run_info()
     if info is not None:
         image_shape, num_examples = tuple(info["image_shape"]), int(info["num_examples"])
     else:  # a run written before run.json existed
         image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
-        num_examples = num_examples_from_checkpoint(config, checkpoint, image_shape)
+        num_examples = num_examples_from_checkpoint(config, checkpoint or latest_checkpoint(model_dir), image_shape)
     model = build_model(config, num_examples, image_shape)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    status = tf.train.Checkpoint(step=step, model=model).restore(checkpoint).expect_partial()
-    _check_weights_restored(status, model, checkpoint, model_dir)
+    ckpt = tf.train.Checkpoint(step=step, model=model)
+
+    def restore(path):
+        _check_weights_restored(ckpt.restore(path).expect_partial(), model, path, model_dir)
+
+    if checkpoint:
+        restore(checkpoint)
+    else:
+        checkpoint, _ = restore_newest_readable(restore, rd.checkpoints, log=log)
     if ema:
         model.swap_ema()
     return TrainedModel(model=model, config=config, step=int(step.numpy()), checkpoint=checkpoint,

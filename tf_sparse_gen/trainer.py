@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from tf_sparse_gen import config as config_lib
 from tf_sparse_gen import images as image_lib
+from tf_sparse_gen import runs
 from tf_sparse_gen.config import Config, ConfigError
 from tf_sparse_gen.data import load_dataset
 from tf_sparse_gen.families import build_model
@@ -208,11 +209,25 @@ class Run:
         self.fixed_z = self.model.sample_latents(n)
 
     def restore(self) -> bool:
-        latest = tf.train.latest_checkpoint(self.dir.checkpoints)
-        if latest is None:
+        """Restores the newest readable checkpoint; False for a fresh run.
+
+        Unreadable newer checkpoints (a truncated file after a full disk or a half copy) are
+        reported and moved, untouched, to checkpoints/unreadable/, so the resumed run's
+        next saves cannot overwrite them.
+        """
+        if not runs.checkpoints_newest_first(self.dir.checkpoints):
             return False
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
-        self.log(f"resumed from {latest} at step {int(self.step.numpy())}")
+        path, bad = runs.restore_newest_readable(
+            lambda p: self.checkpoint.restore(p).assert_existing_objects_matched(), self.dir.checkpoints, self.log)
+        if bad and self.chief:
+            kept = self.dir.quarantine_checkpoints(bad)
+            tf.compat.v1.train.update_checkpoint_state(
+                self.dir.checkpoints, path,
+                [p for p in reversed(runs.checkpoints_newest_first(self.dir.checkpoints)) if p not in bad])
+            self.manager = tf.train.CheckpointManager(self.checkpoint, self.dir.checkpoints,
+                                                      max_to_keep=self.config.train.keep_checkpoints)
+            self.log(f"moved the unreadable checkpoint files to {kept}")
+        self.log(f"resumed from {path} at step {int(self.step.numpy())}")
         return True
 
     def write_scalars(self, step: int, scalars: Dict[str, float], images_per_sec: float) -> None:
