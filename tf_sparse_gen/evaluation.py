@@ -141,7 +141,13 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
                 continue
             entry = {"value": float(values[names[key]]), "feature_net": net.name, "num_samples": n,
                      "num_real": int(values["num_real"]), **where}
-            if names[key] + "_std" in values:
+            if key == "kid":
+                # Subsets of all n samples are the same set: one subset, no spread to report.
+                subset = min(1000, n)
+                entry.update(subset_size=subset, num_subsets=100 if subset < n else 1)
+                if subset < n:
+                    entry["std"] = float(values[names[key] + "_std"])
+            elif names[key] + "_std" in values:
                 entry["std"] = float(values[names[key] + "_std"])
             if key == "is":
                 entry.update(num_real=0, of="generated samples")
