@@ -236,6 +236,8 @@ def test_spgan_step_logs_phase_means_codes_and_runs_each_network_in_its_mode():
     assert model.critic.flags == [True] * 7  # 2 x (real, fake, x_hat), then the generator step
     # E is trained in training mode, and used in inference mode to reconstruct.
     assert model.encoder.flags == [True, False]
+    # The divergence guard names each update "<phase loss>_<round>" (what last_nonfinite_name reports).
+    assert model.check_names == ["d_loss_0", "d_loss_1", "g_loss_0", "e_loss_0", "recon_loss_0"]
 
 
 def test_selexgan_step_runs_every_network_in_training_mode():
