@@ -360,16 +360,34 @@ def _pick_pairs(images, labels):
 
 def run_task(task: str, model_dir: str, out_dir: Optional[str] = None, num_images: int = 16,
              noise: float = 0.3, seed: int = 0, split: str = "test", steps: int = 10,
-             per_image: int = 4, tsne_images: int = 500) -> Dict:
-    """Loads the run in `model_dir` and runs one application `task` (see `TASKS`)."""
+             per_image: int = 4, tsne_images: int = 500, **family_options) -> Dict:
+    """Loads the run in `model_dir` and runs one application `task`.
+
+    `task` is one of `TASKS` (any family) or one of the run's family's own tasks
+    (`model.explore_tasks()`, e.g. the AND-OR model's `ablate` and `swap`), which get
+    num_images, seed, split and `family_options` (e.g. compare_dir, positions).
+    """
     from tf_sparse_gen.rundir import RunDir
     from tf_sparse_gen.runs import load_trained_model
 
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; use one of: {', '.join(TASKS)}")
+    from tf_sparse_gen.families import REGISTRY
+
+    known = list(TASKS) + [t for f in REGISTRY.values() for t in f.explore_tasks if t not in TASKS]
+    if task not in known:
+        raise ValueError(f"unknown task {task!r}; use one of: {', '.join(known)}")
     run = load_trained_model(model_dir)
     model, config = run.model, run.config
+    family_tasks = model.explore_tasks()
+    if task not in TASKS and task not in family_tasks:
+        raise ValueError(f"task {task!r} does not apply to a {config.model!r} run; use one of: "
+                         f"{', '.join(list(TASKS) + [t for t in family_tasks if t not in TASKS])}")
     out_dir = out_dir or RunDir(run.model_dir).explore
+    if task in family_tasks:
+        result = family_tasks[task](run, out_dir, num_images=num_images, seed=seed, split=split,
+                                    **{k: v for k, v in family_options.items() if v is not None})
+        result["model_dir"] = run.model_dir
+        result["step"] = run.step
+        return result
     count = tsne_images if task == "tsne" else num_images
     images, labels, class_names = load_images(config, split, count)
     if task == "reconstruct":

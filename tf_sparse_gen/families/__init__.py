@@ -32,6 +32,8 @@ class Family:
         model: "module:Class" of its `GenerativeModel`, imported on first use.
         switches: train.py's switches of this family: flag -> (field of the family,
             allowed values, help); "on"/"off" set a boolean field.
+        explore_tasks: names of the family's own explore.py tasks (the callables come from
+            the model's `explore_tasks()`); listed here so a bad --task fails before a run loads.
     """
 
     name: str
@@ -41,20 +43,23 @@ class Family:
     validate: Callable
     model: str
     switches: Dict[str, Tuple[str, Tuple[str, ...], str]] = dataclasses.field(default_factory=dict)
+    explore_tasks: Tuple[str, ...] = ()
 
 
 ON_OFF = ("on", "off")
 
 
-def _family(name, title, module, model, switches=None) -> Family:
-    return Family(name, title, module.CONFIG_CLASS, module.preset, module.validate, model, switches or {})
+def _family(name, title, module, model, switches=None, explore_tasks=()) -> Family:
+    return Family(name, title, module.CONFIG_CLASS, module.preset, module.validate, model, switches or {},
+                  tuple(explore_tasks))
 
 
 REGISTRY: Dict[str, Family] = {f.name: f for f in (
     _family("andor", "Sparse AND-OR generator (Xing et al., CVPR 2020)", andor_config,
             "tf_sparse_gen.families.andor.model:CooperativeAndOrModel",
             {"sparsity": ("sparsity", ON_OFF, "top-k sparsity (off = dense baseline)"),
-             "ebm": ("ebm", ON_OFF, "energy-based critic (off = plain ABP)")}),
+             "ebm": ("ebm", ON_OFF, "energy-based critic (off = plain ABP)")},
+            explore_tasks=("ablate", "swap")),
     _family("spgan", "Sparse GAN (Mahdizadehaghdam et al., 2019)", spgan_config,
             "tf_sparse_gen.families.spgan.model:SparseGAN",
             {"generator": ("generator", ("dcgan", "resnet"), "generator body"),

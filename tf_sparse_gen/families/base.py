@@ -140,6 +140,10 @@ class GenerativeModel(keras.Model):
         """Writes family-specific figures into out_dir; returns {title: path}."""
         return {}
 
+    def explore_tasks(self) -> Dict[str, object]:
+        """The family's own explore.py tasks: {name: task(run, out_dir, **options) -> dict}."""
+        return {}
+
     def sample_latents(self, n: int, seed: Optional[int] = None):
         seed = self.cfg.train.seed if seed is None else seed
         return tf.random.stateless_normal([n, self.latent_dim], seed=[seed, 7919])

@@ -222,6 +222,12 @@ class CooperativeAndOrModel(GenerativeModel):
         figures["AND-OR tree (JSON)"] = paths["json"]
         return figures
 
+    def explore_tasks(self):
+        """explore.py's `ablate` and `swap` (families/andor/tasks.py)."""
+        from tf_sparse_gen.families.andor import tasks
+
+        return dict(tasks.TASKS)
+
     # ------------------------------------------------------------------ training
     def train_step(self, data):
         index, images = data[0], data[1]
