@@ -11,6 +11,12 @@ Training order is a pure function of (seed, step): each epoch is a stateless
 shuffle of the indices, so a resumed run sees exactly the batches an
 uninterrupted run would have seen. Indices are shuffled, not images, and the
 images are gathered per batch.
+
+Sources whose decoded size (examples x image_size^2 x channels bytes, estimated
+before decoding) is above `IN_MEMORY_LIMIT_BYTES` are converted once, chunk by
+chunk, into the on-disk data cache (`tf_sparse_gen.data.streaming`) and streamed
+from it: `images` is then a read-only `np.memmap` and batches are read from disk
+by index, in the same order (the same batches) as if they had been in memory.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import gzip
+import hashlib
 import os
 import struct
-from typing import List, Optional, Sequence, Tuple
+import time
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -32,8 +40,11 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
 _FMNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                  "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-# Decoded datasets larger than this are streamed from disk instead of held in memory.
+# Decoded datasets larger than this are streamed from disk (the data cache) instead of held in
+# memory; read at each load_dataset call (tests lower it), or pass load_dataset(in_memory_limit=).
 IN_MEMORY_LIMIT_BYTES = 1 << 30
+# Images decoded (and, when streaming, written to the cache) per chunk.
+_CHUNK = 1024
 
 
 class DatasetError(ValueError):
@@ -47,13 +58,14 @@ class ImageSource:
     Attributes:
         name: the `--dataset` string.
         split: split name ("train", "test", ...).
-        images: uint8 `[N, H, W, C]` (sources are held in memory up to
-            `IN_MEMORY_LIMIT_BYTES`; larger ones are refused with advice).
+        images: uint8 `[N, H, W, C]`: in memory up to `IN_MEMORY_LIMIT_BYTES`, larger
+            sources a read-only `np.memmap` of the data cache (`cache_path`).
         labels: int64 `[N]` or None.
         class_names: names of the label values, if known.
         part_maps: uint8 `[N, H, W]` ground-truth part labels (`shapes` only).
         part_names: names of the part-map values (`shapes` only).
         skipped: `(path, reason)` of every file that could not be used.
+        cache_path: the data-cache directory a streamed source is read from (None: in memory).
     """
 
     name: str
@@ -67,6 +79,12 @@ class ImageSource:
     part_maps: Optional[np.ndarray] = None
     part_names: Optional[Sequence[str]] = None
     skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+    cache_path: Optional[str] = None
+
+    @property
+    def streamed(self) -> bool:
+        """True if the images are read from the on-disk data cache, not held in memory."""
+        return self.cache_path is not None
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
@@ -78,11 +96,25 @@ class ImageSource:
 
     def _gather_fn(self):
         """Returns fn(int64 indices [B]) -> (uint8 images [B,H,W,C], labels [B] or None)."""
-        images_t = tf.constant(self.images)
         labels_t = tf.constant(self.labels, tf.int64) if self.labels is not None else None
+        if self.streamed:
+            from tf_sparse_gen.data import streaming
+
+            mm = self.images
+
+            def read(idx):
+                return streaming.read_rows(mm, idx)
+
+            def images_of(idx):
+                return tf.numpy_function(read, [idx], tf.uint8, stateful=False)
+        else:
+            images_t = tf.constant(self.images)
+
+            def images_of(idx):
+                return tf.gather(images_t, idx)
 
         def gather(idx):
-            images = tf.ensure_shape(tf.gather(images_t, idx), [None, *self.image_shape])
+            images = tf.ensure_shape(images_of(idx), [None, *self.image_shape])
             return images, (tf.gather(labels_t, idx) if labels_t is not None else None)
         return gather
 
@@ -95,28 +127,65 @@ class ImageSource:
             images = tf.cast(images, tf.float32) / 127.5 - 1.0
             return (idx, images) if labels is None else (idx, images, labels)
 
-        return idx_ds.map(to_element, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+        ds = idx_ds.map(to_element, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+        # Multi-worker auto-sharding splits every global batch over the workers (DATA), as it
+        # does by default for the in-memory sources; a streamed source has no file-reading op
+        # to shard by, and sharding by files would break the global order.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return ds.with_options(options)
 
-    def train_dataset(self, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
-        """An endless dataset of shuffled batches, starting at batch `start_step`.
+    def train_index_batches(self, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
+        """The endless int64 index batches `[batch_size]` of `train_dataset` (no images).
 
-        Batch t of this dataset is the same for every call with the same
-        `(seed, batch_size)`, so resuming at `start_step` continues the
-        uninterrupted sequence.
+        The examples form one stream, epoch after epoch (epoch e is a stateless shuffle of
+        range(N) seeded by (seed, e)); batch t holds stream positions t*B .. (t+1)*B - 1.
+        Starting at `start_step` begins at that position directly (no batches are replayed).
         """
         if batch_size > self.num_examples:
             raise DatasetError(
                 f"dataset '{self.name}' ({self.split}) has {self.num_examples} examples, fewer than "
                 f"--batch_size={batch_size}; use a smaller batch size or more data")
+        if start_step < 0:
+            raise ValueError(f"start_step={start_step} must be >= 0")
         n = self.num_examples
+        first_epoch, offset = divmod(int(start_step) * int(batch_size), n)
 
         def epoch_indices(epoch):
-            return tf.random.experimental.stateless_shuffle(
+            perm = tf.random.experimental.stateless_shuffle(
                 tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+            return perm[tf.where(tf.equal(epoch, first_epoch), tf.constant(offset, tf.int64), 0):]
 
-        idx_ds = (tf.data.Dataset.range(1 << 62).map(epoch_indices).unbatch()
-                  .batch(batch_size, drop_remainder=True).skip(start_step))
-        return self._to_elements(idx_ds)
+        return (tf.data.Dataset.range(first_epoch, 1 << 62).map(epoch_indices).unbatch()
+                .batch(batch_size, drop_remainder=True))
+
+    def train_dataset(self, batch_size: int, seed: int, start_step: int = 0,
+                      input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+        """An endless dataset of shuffled batches, starting at batch `start_step`.
+
+        Batch t of this dataset is the same for every call with the same
+        `(seed, batch_size)`, so resuming at `start_step` continues the
+        uninterrupted sequence. In memory or streamed, the batches are the same.
+
+        `batch_size` is the global batch. Given to `model.fit` under a strategy, each
+        global batch is split over the replicas (and, multi-worker, over the workers by
+        auto-sharding). With `input_context` (`strategy.distribute_datasets_from_function`)
+        this input pipeline yields only its part of every global batch: slice
+        `input_pipeline_id` of `num_input_pipelines` equal slices.
+        """
+        idx_ds = self.train_index_batches(batch_size, seed, start_step)
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            k, i = input_context.num_input_pipelines, input_context.input_pipeline_id
+            if batch_size % k:
+                raise DatasetError(f"--batch_size={batch_size} does not split over {k} input pipelines")
+            per = batch_size // k
+            idx_ds = idx_ds.map(lambda b: b[i * per:(i + 1) * per])
+        ds = self._to_elements(idx_ds)
+        if input_context is not None:
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+            ds = ds.with_options(options)
+        return ds
 
     def eval_dataset(self, batch_size: int, limit: Optional[int] = None) -> tf.data.Dataset:
         """The first `limit` (default all) examples in order, in batches."""
@@ -246,7 +315,39 @@ def _scan_folder(root: str) -> Tuple[List[str], Optional[List[str]], Optional[Li
     return paths, None, None
 
 
-def _folder_source(root: str, split: str, image_size: int, channels: int, max_examples: int) -> ImageSource:
+def _try_load(path: str, image_size: int, channels: int):
+    try:
+        return _load_image_file(path, image_size, channels), None
+    except Exception as e:  # any undecodable file is reported by path, never fatal
+        return None, f"{type(e).__name__}: {e}"
+
+
+def _limit(in_memory_limit: Optional[int]) -> int:
+    return IN_MEMORY_LIMIT_BYTES if in_memory_limit is None else int(in_memory_limit)
+
+
+def _streamed_source(name: str, split: str, image_size: int, channels: int, spec: dict, fingerprint: str,
+                     estimated_bytes: int, convert, cache_dir: Optional[str], log,
+                     class_names=None, part_names=None) -> ImageSource:
+    """An ImageSource read from the data cache, converting it first if needed (see streaming.py)."""
+    from tf_sparse_gen.data import streaming
+
+    log = log or streaming.stderr_log
+    root = cache_dir or streaming.default_cache_root()
+    spec = dict(spec, name=name, split=split, image_size=image_size, channels=channels)
+    directory, meta = streaming.build_or_open(
+        root, streaming.cache_key(spec), fingerprint, (image_size, image_size, channels), estimated_bytes,
+        convert, f"{name} ({split})", log)
+    images, labels, parts = streaming.open_arrays(directory, meta)
+    return ImageSource(name=name, split=split, image_size=image_size, channels=channels,
+                       num_examples=int(meta["num_examples"]), images=images, labels=labels,
+                       class_names=meta.get("class_names", class_names), part_maps=parts, part_names=part_names,
+                       skipped=[tuple(x) for x in meta.get("skipped", [])], cache_path=directory)
+
+
+def _folder_source(root: str, split: str, image_size: int, channels: int, max_examples: int,
+                   in_memory_limit: Optional[int] = None, cache_dir: Optional[str] = None,
+                   log=None) -> ImageSource:
     root = os.path.abspath(os.path.expanduser(root))
     if not os.path.isdir(root):
         raise DatasetError(f"folder:{root} does not exist or is not a directory; pass --dataset=folder:PATH "
@@ -257,32 +358,68 @@ def _folder_source(root: str, split: str, image_size: int, channels: int, max_ex
                            "point --dataset=folder:PATH at a directory that does")
     if max_examples:
         paths, names = paths[:max_examples], (names[:max_examples] if names else None)
+    label_of = {c: i for i, c in enumerate(classes)} if names else None
+    workers = os.cpu_count() or 2
 
-    def load(path):
-        try:
-            return _load_image_file(path, image_size, channels), None
-        except Exception as e:  # any undecodable file is reported by path, never fatal
-            return None, f"{type(e).__name__}: {e}"
+    def none_decoded(skipped):
+        return DatasetError(f"folder:{root}: none of its {len(paths)} image files could be decoded "
+                            f"(first error: {skipped[0][0]}: {skipped[0][1]})")
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        results = list(pool.map(load, paths))
+    # The size is decided before decoding: every file at image_size^2 x channels bytes.
+    estimated = len(paths) * image_size * image_size * channels
+    if estimated > _limit(in_memory_limit):
+        from tf_sparse_gen.data import streaming
+
+        def convert(writer):
+            skipped, done, reported = [], 0, time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+                for start in range(0, len(paths), _CHUNK):
+                    chunk = paths[start:start + _CHUNK]
+                    results = list(pool.map(lambda p: _try_load(p, image_size, channels), chunk))
+                    keep = [j for j, (img, _) in enumerate(results) if img is not None]
+                    skipped += [(chunk[j], err) for j, (img, err) in enumerate(results) if img is None]
+                    if keep:
+                        labels = (np.array([label_of[names[start + j]] for j in keep], np.int64)
+                                  if names else None)
+                        writer.append(np.stack([results[j][0] for j in keep]), labels)
+                    done += len(chunk)
+                    if time.monotonic() - reported > 30:
+                        reported = time.monotonic()
+                        (log or streaming.stderr_log)(f"folder:{root}: {done} of {len(paths)} files converted")
+            if writer.count == 0:
+                raise none_decoded(skipped)
+            return {"source": f"folder:{root}", "class_names": classes, "skipped": skipped}
+
+        return _streamed_source(f"folder:{root}", split, image_size, channels,
+                                {"max_examples": int(max_examples or 0)},
+                                streaming.folder_fingerprint(root, paths), estimated, convert, cache_dir, log,
+                                class_names=classes)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda p: _try_load(p, image_size, channels), paths))
     keep = [i for i, (img, _) in enumerate(results) if img is not None]
     skipped = [(paths[i], err) for i, (img, err) in enumerate(results) if img is None]
     if not keep:
-        raise DatasetError(f"folder:{root}: none of its {len(paths)} image files could be decoded "
-                           f"(first error: {skipped[0][0]}: {skipped[0][1]})")
+        raise none_decoded(skipped)
     images = np.stack([results[i][0] for i in keep])
-    labels = np.array([classes.index(names[i]) for i in keep], np.int64) if names else None
-    if images.nbytes > IN_MEMORY_LIMIT_BYTES:
-        raise DatasetError(f"folder:{root} decodes to {images.nbytes / 2**30:.1f} GiB at {image_size}x{image_size}; "
-                           "use --max_examples or a smaller --image_size")
+    labels = np.array([label_of[names[i]] for i in keep], np.int64) if names else None
     return ImageSource(name=f"folder:{root}", split=split, image_size=image_size, channels=channels,
                        num_examples=len(images), images=images, labels=labels, class_names=classes,
                        skipped=skipped)
 
 
+def _tfds_num_examples(builder, split: str) -> Optional[int]:
+    """The example count of a (possibly sliced) TFDS split from its metadata, or None if unknown."""
+    try:
+        n = int(builder.info.splits[split].num_examples)
+    except Exception:
+        return None
+    return n if n > 0 else None
+
+
 def _tfds_source(spec: str, split: str, data_dir: Optional[str], image_size: int, channels: int,
-                 max_examples: int) -> ImageSource:
+                 max_examples: int, in_memory_limit: Optional[int] = None, cache_dir: Optional[str] = None,
+                 log=None) -> ImageSource:
     import tensorflow_datasets as tfds
 
     parts = spec.split(":")
@@ -330,18 +467,38 @@ def _tfds_source(spec: str, split: str, data_dir: Optional[str], image_size: int
         label = tf.cast(example[label_key], tf.int64) if label_key else tf.constant(-1, tf.int64)
         return image, label
 
-    images, labels = [], []
-    for image_batch, label_batch in tfds.as_numpy(ds.map(convert, num_parallel_calls=AUTOTUNE).batch(1024)):
-        images.append(image_batch)
-        labels.append(label_batch)
-        if sum(map(len, images)) * image_size * image_size * channels > IN_MEMORY_LIMIT_BYTES:
-            raise DatasetError(f"tfds:{name}:{split} is larger than {IN_MEMORY_LIMIT_BYTES >> 30} GiB at "
-                               f"{image_size}x{image_size}; use --max_examples or a smaller --image_size")
-    if not images:
-        raise DatasetError(f"tfds:{name}:{split} is empty")
     class_names = None
     if label_key and hasattr(features[label_key], "names"):
         class_names = list(features[label_key].names)
+    batches = ds.map(convert, num_parallel_calls=AUTOTUNE).batch(_CHUNK)
+    count = _tfds_num_examples(builder, split)
+    if count is not None and max_examples:
+        count = min(count, int(max_examples))
+    per_example = image_size * image_size * channels
+    limit = _limit(in_memory_limit)
+
+    def streamed():
+        def convert_all(writer):
+            for image_batch, label_batch in tfds.as_numpy(batches):
+                writer.append(image_batch, label_batch if label_key else None)
+            return {"source": f"tfds:{name}", "class_names": class_names}
+        fingerprint = f"{builder.info.full_name}|{count}|{os.path.abspath(data_dir) if data_dir else ''}"
+        return _streamed_source(f"tfds:{name}", split, image_size, channels,
+                                {"max_examples": int(max_examples or 0), "data_dir": data_dir or ""},
+                                fingerprint, (count or 0) * per_example, convert_all, cache_dir, log,
+                                class_names=class_names)
+
+    if count is not None and count * per_example > limit:
+        return streamed()
+    images, labels = [], []
+    for image_batch, label_batch in tfds.as_numpy(batches):
+        images.append(image_batch)
+        labels.append(label_batch)
+        if sum(map(len, images)) * per_example > limit:  # the split's size was not in its metadata
+            del images, labels
+            return streamed()
+    if not images:
+        raise DatasetError(f"tfds:{name}:{split} is empty")
     images = np.concatenate(images)
     return ImageSource(name=f"tfds:{name}", split=split, image_size=image_size, channels=channels,
                        num_examples=len(images), images=images,
@@ -350,7 +507,9 @@ def _tfds_source(spec: str, split: str, data_dir: Optional[str], image_size: int
 
 def load_dataset(name: str, split: str = "train", image_size: int = 32, channels: int = 1,
                  data_dir: Optional[str] = None, max_examples: int = 0, seed: int = 0,
-                 shapes_num_examples: int = 20000) -> ImageSource:
+                 shapes_num_examples: int = 20000, cache_dir: Optional[str] = None,
+                 in_memory_limit: Optional[int] = None,
+                 log: Optional[Callable[[str], None]] = None) -> ImageSource:
     """Loads a dataset source by its `--dataset` name.
 
     Args:
@@ -361,6 +520,13 @@ def load_dataset(name: str, split: str = "train", image_size: int = 32, channels
         max_examples: keep only the first N examples (0 = all).
         seed: generator seed of `shapes`.
         shapes_num_examples: size of the `shapes` train split (its test split is a fifth of it).
+        cache_dir: root of the data cache that sources above the in-memory limit are converted
+            into and streamed from (default `$TF_SPARSE_GEN_DATA_CACHE`, else
+            `~/.cache/tf_sparse_gen/data`); each conversion gets a sub-directory named by a hash
+            of (source, split, image_size, channels, max_examples[, seed]).
+        in_memory_limit: decoded bytes above which the source is streamed (default
+            `IN_MEMORY_LIMIT_BYTES`, 1 GiB).
+        log: where conversion progress goes (default: stderr).
     """
     if image_size < 8:
         raise DatasetError(f"--image_size={image_size} is too small; use 8 or more")
@@ -395,18 +561,42 @@ def load_dataset(name: str, split: str = "train", image_size: int = 32, channels
         if max_examples:
             count = min(count, max_examples)
         # The test split uses another seed stream so it never repeats a training scene.
-        raw, labels, part_maps = shapes.generate_scenes(count, image_size, seed=seed * 2 + (split == "test"))
+        scene_seed = seed * 2 + (split == "test")
         class_names, part_names = shapes.CLASS_NAMES, shapes.PART_NAMES
+        if count * image_size * image_size * (channels + 1) > _limit(in_memory_limit):  # images + part maps
+            def convert(writer):
+                for start in range(0, count, _CHUNK):
+                    rgb, lab, parts = shapes.generate_scenes(min(_CHUNK, count - start), image_size,
+                                                             seed=scene_seed, start=start)
+                    writer.append(to_size_and_channels(rgb, image_size, channels), lab, parts)
+                return {"source": "shapes"}
+            return _streamed_source(name, split, image_size, channels, {"count": int(count), "seed": int(scene_seed)},
+                                    "generated", count * image_size * image_size * (channels + 1), convert,
+                                    cache_dir, log, class_names=list(class_names), part_names=part_names)
+        raw, labels, part_maps = shapes.generate_scenes(count, image_size, seed=scene_seed)
     elif name.startswith("folder:"):
-        return _folder_source(name[len("folder:"):], split, image_size, channels, max_examples)
+        return _folder_source(name[len("folder:"):], split, image_size, channels, max_examples,
+                              in_memory_limit, cache_dir, log)
     elif name.startswith("tfds:"):
-        return _tfds_source(name[len("tfds:"):], split, data_dir, image_size, channels, max_examples)
+        return _tfds_source(name[len("tfds:"):], split, data_dir, image_size, channels, max_examples,
+                            in_memory_limit, cache_dir, log)
     else:
         raise DatasetError(f"unknown dataset {name!r}; use one of: fashion_mnist, digits, shapes, "
                            "folder:PATH, tfds:NAME[:SPLIT]")
     if max_examples:
         raw, labels = raw[:max_examples], labels[:max_examples] if labels is not None else None
         part_maps = part_maps[:max_examples] if part_maps is not None else None
+    if len(raw) * image_size * image_size * channels > _limit(in_memory_limit):
+        def convert(writer):
+            for start in range(0, len(raw), _CHUNK):
+                writer.append(to_size_and_channels(raw[start:start + _CHUNK], image_size, channels),
+                              labels[start:start + _CHUNK] if labels is not None else None)
+            return {"source": name}
+        fingerprint = hashlib.sha256(raw[:64].tobytes()).hexdigest() + f"|{len(raw)}"
+        return _streamed_source(name, split, image_size, channels,
+                                {"max_examples": int(max_examples or 0), "data_dir": data_dir or ""}, fingerprint,
+                                len(raw) * image_size * image_size * channels, convert, cache_dir, log,
+                                class_names=list(class_names) if class_names else None)
     images = to_size_and_channels(raw, image_size, channels)
     if part_maps is not None and part_maps.shape[1] != image_size:
         raise DatasetError("internal: shapes part maps do not match the image size")
