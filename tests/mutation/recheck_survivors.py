@@ -37,7 +37,8 @@ def test_args(session_dir, target):
     args = args[args.index("--") + 1:]
     # the survivors' tests go in after the target's files (before -k, which then also selects them)
     k = args.index("-k") if "-k" in args else len(args)
-    return args[:k] + [SURVIVOR_TESTS] + EXTRA.get(target, []) + args[k:]
+    extra = [t for t in [SURVIVOR_TESTS] + EXTRA.get(target, []) if t not in args]
+    return args[:k] + extra + args[k:]
 
 
 def main():
