@@ -42,3 +42,14 @@ if [ ! -d /usr/share/datasets/fashion-mnist ]; then
     echo "setup: no root/apt; train.py will use the Keras download of Fashion-MNIST" >&2
   fi
 fi
+# A headless browser for the report explorer's test (tests/test_explorer_browser.py, driven by
+# selenium against the system's browser): Debian's chromium and its chromedriver. Without them
+# that test is skipped with the reason.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+      || echo "setup: apt-get could not install chromium chromium-driver; the browser test will be skipped" >&2
+  else
+    echo "setup: no root/apt; the report explorer's browser test will be skipped (needs chromium, chromedriver)" >&2
+  fi
+fi

@@ -233,8 +233,132 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
     return report
 
 
+EXPLORER_KIND = "basis_explorer"
+
+# The explorer's script: recomposes each latent's image from its basis data (see
+# families/andor/explorer.py for the format): fm = fixed + sum of value * basis over
+# the units switched on, then tanh, then round((t + 1) * 127.5) into a canvas.
+_EXPLORER_JS = r"""
+(function () {
+  function floats(b64) {
+    var bin = atob(b64), bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return new Float32Array(bytes.buffer);
+  }
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  var nodes = document.querySelectorAll("script.explorer-data");
+  window.explorers = [];
+  nodes.forEach(function (node, e) {
+    var data = JSON.parse(node.textContent), H = data.height, W = data.width, C = data.channels;
+    var root = node.parentNode.querySelector(".explorer-root");
+    var state = {data: data, latents: []};
+    window.explorers.push(state);
+    data.latents.forEach(function (lat, li) {
+      var fixed = floats(lat.fixed), flat = floats(lat.bases), offsets = [], off = 0;
+      lat.boxes.forEach(function (b) { offsets.push(off); off += (b[1] - b[0]) * (b[3] - b[2]) * C; });
+      var on = lat.units.map(function () { return true; });
+      var box = el("div", {"class": "explorer-latent"});
+      box.appendChild(el("h3", {}, lat.name + ": " + lat.units.length + " active units" +
+        (lat.folded ? " (+" + lat.folded + " weakest, fixed)" : "")));
+      var canvas = el("canvas", {"id": "explorer-" + e + "-canvas-" + li, "width": W, "height": H,
+                                 "style": "width:" + (W * Math.max(1, Math.floor(192 / W))) + "px"});
+      box.appendChild(canvas);
+      var bar = el("div", {});
+      var allOn = el("button", {"type": "button", "id": "explorer-" + e + "-on-" + li}, "all on");
+      var allOff = el("button", {"type": "button", "id": "explorer-" + e + "-off-" + li}, "all off");
+      bar.appendChild(allOn); bar.appendChild(allOff);
+      var count = el("span", {"id": "explorer-" + e + "-count-" + li});
+      bar.appendChild(count);
+      box.appendChild(bar);
+      function draw() {
+        var fm = new Float64Array(fixed.length);
+        for (var i = 0; i < fixed.length; i++) fm[i] = fixed[i];
+        for (var k = 0; k < lat.units.length; k++) {
+          if (!on[k]) continue;
+          var b = lat.boxes[k], v = lat.values[k], o = offsets[k], bw = b[3] - b[2];
+          for (var y = b[0]; y < b[1]; y++)
+            for (var x = b[2]; x < b[3]; x++)
+              for (var c = 0; c < C; c++)
+                fm[(y * W + x) * C + c] += v * flat[o + ((y - b[0]) * bw + (x - b[2])) * C + c];
+        }
+        var ctx = canvas.getContext("2d"), img = ctx.createImageData(W, H);
+        for (var p = 0; p < H * W; p++)
+          for (var c = 0; c < 3; c++) {
+            var t = Math.tanh(fm[p * C + (C === 1 ? 0 : c)]);
+            img.data[p * 4 + c] = Math.min(255, Math.max(0, Math.round((t + 1) * 127.5)));
+          }
+        for (var p = 0; p < H * W; p++) img.data[p * 4 + 3] = 255;
+        ctx.putImageData(img, 0, 0);
+        count.textContent = " " + on.filter(Boolean).length + " of " + on.length + " on";
+      }
+      var boxes = [], groups = {};
+      var list = el("div", {"class": "explorer-units"});
+      lat.units.forEach(function (u, k) {
+        var key = u[0] + "," + u[1];
+        if (!(key in groups)) {
+          groups[key] = el("div", {"class": "explorer-or"});
+          groups[key].appendChild(el("b", {}, "OR (" + key + "): "));
+          list.appendChild(groups[key]);
+        }
+        var id = "explorer-" + e + "-unit-" + li + "-" + k;
+        var cb = el("input", {"type": "checkbox", "id": id, "data-unit": k});
+        cb.checked = true;
+        cb.addEventListener("change", function () { on[k] = cb.checked; draw(); });
+        boxes.push(cb);
+        var label = el("label", {"for": id, "title": "unit (" + u.join(", ") + "), s = " + lat.values[k]});
+        label.appendChild(cb);
+        label.appendChild(document.createTextNode("c" + u[2] + " " + lat.values[k].toFixed(2) + " "));
+        groups[key].appendChild(label);
+      });
+      function setAll(v) { boxes.forEach(function (cb, k) { cb.checked = v; on[k] = v; }); draw(); }
+      allOn.addEventListener("click", function () { setAll(true); });
+      allOff.addEventListener("click", function () { setAll(false); });
+      box.appendChild(list);
+      root.appendChild(box);
+      state.latents.push({on: on, draw: draw});
+      draw();
+    });
+  });
+  document.documentElement.setAttribute("data-explorer-ready", "1");
+})();
+"""
+
+
+def _explorer_section(data: dict, index: int) -> str:
+    """An explorer block: its data (JSON in a script tag) and the place the script fills."""
+    payload = json.dumps(data).replace("</", "<\\/")
+    return (f"<section class='explorer' id='explorer-{index}'><h2>Interactive explorer: layer "
+            f"{html.escape(str(data.get('layer', '')))}</h2>"
+            "<p>Every active unit of the layer is a toggle (grouped by position: each position is an OR node "
+            "whose chosen children are the channels kept there; the number is the unit's activation). Switching "
+            "units off and on recomposes the image here from the stored basis functions, exactly as the "
+            "generator with the gates of this latent fixed: tanh(bias part + sum of activation x basis over "
+            "the units that are on). All units off leaves the bias part.</p>"
+            f"<script type='application/json' class='explorer-data'>{payload}</script>"
+            "<div class='explorer-root'></div></section>")
+
+
+def _read_explorer(path: str) -> Optional[dict]:
+    """The explorer data in `path` (a JSON of kind basis_explorer), or None."""
+    if not path.endswith("explorer.json") or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("kind") == EXPLORER_KIND else None
+
+
 def write_html_report(report: dict, path: str) -> str:
-    """A self-contained page (no scripts, no network): metrics table and figures by relative path."""
+    """A self-contained page (no network, no server): metrics table, figures by relative path, and
+    an interactive explorer (inline data and script) for each figure that is explorer data
+    (a `*explorer.json` of kind "basis_explorer", written by a family's `interpretation_figures`)."""
     rows = []
     for name, entry in report["metrics"].items():
         value = entry["value"]
@@ -242,18 +366,25 @@ def write_html_report(report: dict, path: str) -> str:
         where = ", ".join(f"{k}={entry[k]}" for k in ("feature_net", "num_samples", "dataset", "split", "of")
                           if k in entry)
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{shown}</td><td>{html.escape(where)}</td></tr>")
-    figures = []
+    figures, explorers = [], []
+    base = os.path.dirname(os.path.abspath(path))
     for title, rel in report["figures"].items():
-        if rel.endswith(".png"):
+        data = _read_explorer(os.path.join(base, rel)) if rel.endswith(".json") else None
+        if data is not None:
+            explorers.append(_explorer_section(data, len(explorers)))
+        elif rel.endswith(".png"):
             figures.append(f"<figure><img src='{html.escape(rel)}' alt='{html.escape(title)}'>"
                            f"<figcaption>{html.escape(title)}</figcaption></figure>")
         else:
             figures.append(f"<p><a href='{html.escape(rel)}'>{html.escape(title)}</a></p>")
+    script = f"<script>{_EXPLORER_JS}</script>" if explorers else ""
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>tf_sparse_gen evaluation: {html.escape(report['model'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px}}img{{image-rendering:pixelated;max-width:100%}}
-figure{{display:inline-block;margin:1em;vertical-align:top}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:4px 8px}}img,canvas{{image-rendering:pixelated;max-width:100%}}
+figure{{display:inline-block;margin:1em;vertical-align:top}}
+.explorer-latent{{display:inline-block;vertical-align:top;margin:1em;max-width:40em}}
+.explorer-units{{max-height:20em;overflow:auto;font-size:80%}}.explorer-or{{margin:2px 0}}</style></head><body>
 <h1>{html.escape(report['model'])} ({html.escape(report['preset'])}) at step {report['step']}</h1>
 <p>Run: {html.escape(report['model_dir'])}<br>Reference: {html.escape(report['reference']['dataset'])}
 split {html.escape(report['reference']['split'])}, {report['num_samples']} images.
@@ -261,6 +392,8 @@ split {html.escape(report['reference']['split'])}, {report['num_samples']} image
 <table><tr><th>metric</th><th>value</th><th>measured on</th></tr>{''.join(rows)}</table>
 <p>Timing: {html.escape(json.dumps({k: round(v, 2) for k, v in report['timing'].items()}))}</p>
 {''.join(figures)}
+{''.join(explorers)}
+{script}
 </body></html>
 """
     with open(path, "w") as f:

@@ -220,6 +220,10 @@ class CooperativeAndOrModel(GenerativeModel):
         paths = interpret.write_and_or_tree(self.generator, zs[0], out_dir, mid_layer=self.mid_layer)
         figures["AND-OR tree of one sample"] = paths["png"]
         figures["AND-OR tree (JSON)"] = paths["json"]
+        from tf_sparse_gen.families.andor import explorer
+
+        figures["interactive explorer (data)"] = explorer.write_explorer(
+            self.generator, zs[:3], self.mid_layer, os.path.join(out_dir, "explorer.json"))
         return figures
 
     def explore_tasks(self):
