@@ -285,3 +285,30 @@ def test_reductions_given_as_strings_built_at_run_time():
         config = get_config("andor", "tiny", {"data.dataset": "digits", "andor.critic_weight": None,
                                               "andor.recon_reduction": name})
         assert build_model(config, 4).critic_weight == weight
+
+
+# ----------------------------------------------------------------------------- stats
+
+def test_stats_sqrtm_path_refuses_a_large_imaginary_part():
+    """Kills `imag > 1e-3 * ...` -> `imag is ...` in frechet_distance(method="sqrtm"): a covariance that is
+    not PSD makes sqrtm(S1 S2) complex (here sqrt(-1) = i), which must be an error, not a silent real part."""
+    import pytest
+
+    from tf_sparse_gen.metrics.stats import frechet_distance
+
+    with pytest.raises(ValueError, match="imaginary"):
+        frechet_distance([0.0, 0.0], np.diag([1.0, -1.0]), [0.0, 0.0], np.eye(2), method="sqrtm")
+
+
+def test_stats_saved_feature_stats_never_unpickle(tmp_path):
+    """Kills `np.load(path, allow_pickle=False)` -> `True` in FeatureStats.load: an npz holding a pickled
+    object is refused rather than executed."""
+    import pytest
+
+    from tf_sparse_gen.metrics.stats import FeatureStats
+
+    path = str(tmp_path / "bad.npz")
+    np.savez(path, count=np.array(0), dim=np.array(0), keep_features=np.array(False),
+             extra=np.array([{"not": "numbers"}], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        FeatureStats.load(path)
