@@ -240,3 +240,22 @@ def test_inception_score_errors():
         acc.update(np.ones((2, 4)) / 4)
     # Two one-hot rows of different classes: sum p log p = 0, p(y) = (1/2, 1/2): exp(log 2) = 2.
     assert stats._score_from_terms(2, np.array([1.0, 1.0]), 0.0) == pytest.approx(2.0)
+
+
+def test_feature_stats_state_keeps_the_dimension_and_errors_name_the_shapes():
+    st = FeatureStats().update(np.ones((4, 3)))
+    assert FeatureStats.from_state(st.state()).dim == 3
+    assert FeatureStats.from_state(FeatureStats().state()).dim is None
+    with pytest.raises(ValueError, match="features have dimension 2, earlier batches had 3"):
+        st.update(np.ones((5, 2)))
+    # sqrtm on a non-PSD covariance is complex (sqrt(-1) = i): refused, not silently made real.
+    with pytest.raises(ValueError, match="imaginary"):
+        frechet_distance([0.0, 0.0], np.diag([1.0, -1.0]), [0.0, 0.0], np.eye(2), method="sqrtm")
+
+
+def test_saved_feature_stats_never_unpickle(tmp_path):
+    path = str(tmp_path / "bad.npz")
+    np.savez(path, count=np.array(0), dim=np.array(0), keep_features=np.array(False),
+             extra=np.array([{"not": "numbers"}], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        FeatureStats.load(path)
