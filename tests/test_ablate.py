@@ -182,3 +182,18 @@ def test_explore_swap_task_and_family_task_errors(runs, tmp_path):
     assert by_name["none"]["free_mse_to_a"] < 1e-10 and by_name["all"]["free_mse_to_b"] < 1e-10
     with pytest.raises(ValueError, match="unknown task"):
         applications.run_task("paint", runs["sparse"], str(tmp_path))
+
+
+def test_run_ablation_on_shapes_writes_the_part_effect_table(tmp_path):
+    config = get_config("andor", "tiny", {"data.dataset": "shapes", "data.channels": 3,
+                                          "data.shapes_num_examples": 20, "train.train_minutes": 0.0})
+    model = build_model(config, 20)
+    lines = []
+    r = ablate.run_ablation(model, config, str(tmp_path), num_images=2, max_units=4, num_insert=2, log=lines.append)
+    saved = json.load(open(tmp_path / "ablation.json"))
+    table = saved["runs"]["run"]["part_effect"]
+    assert table["parts"][0] == "background" and table["channels"]
+    for info in table["channels"].values():
+        assert sum(info["shares"]) == pytest.approx(1.0) and info["part_changed"] in table["parts"]
+    assert any("part x channel" in k for k in r["figures"]) and all(os.path.exists(p) for p in r["figures"].values())
+    assert len(lines) == len(saved["runs"]["run"]["layers"]) and all("mean locality" in l for l in lines)

@@ -7,11 +7,17 @@ it writes into out_dir and returns a JSON-ready dict.
 
 from __future__ import annotations
 
+import sys
+
 from tf_sparse_gen.families.andor import ablate as ablate_lib
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def ablate(run, out_dir, num_images: int = 4, seed: int = 0, split: str = "test", compare_dir=None,
-           max_units: int = 64, num_insert: int = 8, log=print, **_):
+           max_units: int = 64, num_insert: int = 8, log=_stderr, **_):
     compare_model = compare_config = None
     if compare_dir:
         from tf_sparse_gen.runs import load_trained_model
@@ -33,7 +39,7 @@ def ablate(run, out_dir, num_images: int = 4, seed: int = 0, split: str = "test"
             "checks": {k: v["checks"] for k, v in result["runs"].items()}}
 
 
-def swap(run, out_dir, num_images: int = 4, seed: int = 0, split: str = "test", positions=None, log=print, **_):
+def swap(run, out_dir, num_images: int = 4, seed: int = 0, split: str = "test", positions=None, log=_stderr, **_):
     return ablate_lib.run_swap(run.model, run.config, out_dir, num_images=num_images, seed=seed, split=split,
                                positions=positions, log=log)
 
