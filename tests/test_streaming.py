@@ -68,6 +68,9 @@ def test_folder_above_the_limit_streams_with_stable_indices(folder, cache):
     again_log = []
     again = _streamed(folder, cache, log=again_log.append)
     assert again.cache_path == src.cache_path and not again_log and again.skipped == src.skipped
+    # evaluation's "test" split of a folder is the same images: the same cache
+    test_split = _streamed(folder, cache, split="test")
+    assert test_split.cache_path == src.cache_path and test_split.split == "test"
 
 
 def test_streamed_order_epochs_seeds_and_resume(folder, cache):

@@ -334,7 +334,9 @@ def _streamed_source(name: str, split: str, image_size: int, channels: int, spec
 
     log = log or streaming.stderr_log
     root = cache_dir or streaming.default_cache_root()
-    spec = dict(spec, name=name, split=split, image_size=image_size, channels=channels)
+    # A folder has one set of images whatever the split is called (evaluation loads "test").
+    key_split = "" if spec.pop("one_split", False) else split
+    spec = dict(spec, name=name, split=key_split, image_size=image_size, channels=channels)
     directory, meta = streaming.build_or_open(
         root, streaming.cache_key(spec), fingerprint, (image_size, image_size, channels), estimated_bytes,
         convert, f"{name} ({split})", log)
@@ -391,7 +393,7 @@ def _folder_source(root: str, split: str, image_size: int, channels: int, max_ex
             return {"source": f"folder:{root}", "class_names": classes, "skipped": skipped}
 
         return _streamed_source(f"folder:{root}", split, image_size, channels,
-                                {"max_examples": int(max_examples or 0)},
+                                {"max_examples": int(max_examples or 0), "one_split": True},
                                 streaming.folder_fingerprint(root, paths), estimated, convert, cache_dir, log,
                                 class_names=classes)
 
