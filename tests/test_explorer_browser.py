@@ -112,3 +112,19 @@ def test_toggling_units_shows_the_python_pixels(browser, tmp_path, channels):
         browser.find_element("id", f"explorer-0-on-{li}").click()
         np.testing.assert_allclose(shown(), _expected(rec.fm), atol=1)
         assert browser.find_element("id", f"explorer-0-count-{li}").text.strip() == f"{len(units)} of {len(units)} on"
+        # A click on the image at the strongest unit's grid cell switches that OR node (its position) off.
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        element = browser.find_element("id", canvas)
+        grid = rec.acts[stage].shape[0]
+        cell = element.size["width"] / grid
+        y, x = units[0, :2]
+        ActionChains(browser).move_to_element_with_offset(
+            element, int((x + 0.5) * cell - element.size["width"] / 2),
+            int((y + 0.5) * cell - element.size["height"] / 2)).click().perform()
+        h = rec.acts[stage].copy()
+        h[y, x] = 0.0
+        np.testing.assert_allclose(shown(), _expected(ablate.fixed_gates_fm(g, rec, stage, h[None])[0]), atol=1)
+        here = int(np.sum((units[:, 0] == y) & (units[:, 1] == x)))
+        assert browser.find_element("id", f"explorer-0-count-{li}").text.strip() == \
+            f"{len(units) - here} of {len(units)} on"

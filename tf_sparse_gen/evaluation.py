@@ -316,6 +316,18 @@ _EXPLORER_JS = r"""
         groups[key].appendChild(label);
       });
       function setAll(v) { boxes.forEach(function (cb, k) { cb.checked = v; on[k] = v; }); draw(); }
+      // A click on the image toggles the OR node under it: all units of that grid position
+      // off when any is on, else all on.
+      canvas.addEventListener("click", function (ev) {
+        var r = canvas.getBoundingClientRect(), G = data.grid;
+        var gx = Math.min(G - 1, Math.floor((ev.clientX - r.left) / r.width * G));
+        var gy = Math.min(G - 1, Math.floor((ev.clientY - r.top) / r.height * G));
+        var here = [];
+        lat.units.forEach(function (u, k) { if (u[0] === gy && u[1] === gx) here.push(k); });
+        var any = here.some(function (k) { return on[k]; });
+        here.forEach(function (k) { on[k] = !any; boxes[k].checked = !any; });
+        draw();
+      });
       allOn.addEventListener("click", function () { setAll(true); });
       allOff.addEventListener("click", function () { setAll(false); });
       box.appendChild(list);
@@ -338,7 +350,8 @@ def _explorer_section(data: dict, index: int) -> str:
             "whose chosen children are the channels kept there; the number is the unit's activation). Switching "
             "units off and on recomposes the image here from the stored basis functions, exactly as the "
             "generator with the gates of this latent fixed: tanh(bias part + sum of activation x basis over "
-            "the units that are on). All units off leaves the bias part.</p>"
+            "the units that are on). All units off leaves the bias part. A click on the image switches the "
+            "OR node under it (all units of that position) off, or on again.</p>"
             f"<script type='application/json' class='explorer-data'>{payload}</script>"
             "<div class='explorer-root'></div></section>")
 
