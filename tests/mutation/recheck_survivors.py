@@ -5,8 +5,9 @@
 For every mutant that survived in $MUTATION_WORKDIR/<target>/session.sqlite, the stored diff is
 applied (with `patch`, so it still applies after the module moved or gained lines elsewhere) to a
 scratch copy of the committed tree, and the target's test command runs with
-tests/test_equation_survivors.py added (the tests written for the survivors). Writes
-tests/mutation/raw/recheck.txt: one line per survivor, "killed" or "survived", and the job id.
+tests/test_equation_survivors.py added first (the tests written for the survivors). Writes
+tests/mutation/raw/recheck.txt after each survivor: target, job id, "killed" or "survived", the first
+failing test. Survivors already listed there are not run again (delete the file to redo them).
 """
 
 import os
@@ -37,8 +38,9 @@ def test_args(session_dir, target):
     args = args[args.index("--") + 1:]
     # the survivors' tests go in after the target's files (before -k, which then also selects them)
     k = args.index("-k") if "-k" in args else len(args)
-    extra = [t for t in [SURVIVOR_TESTS] + EXTRA.get(target, []) if t not in args]
-    return args[:k] + extra + args[k:]
+    # The survivor tests first: with -x a killed survivor then costs only those.
+    files = [SURVIVOR_TESTS] + [a for a in args[:k] if a != SURVIVOR_TESTS] + EXTRA.get(target, [])
+    return files + args[k:]
 
 
 def main():
@@ -53,7 +55,21 @@ def main():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONDONTWRITEBYTECODE="1")
     server = subprocess.Popen([sys.executable, runner, "serve", sock], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    rows = []
+    out = os.path.join(ROOT, "tests", "mutation", "raw", "recheck.txt")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    done = {}  # job id -> row, from an earlier (interrupted) recheck: not run again
+    if os.path.exists(out):
+        for ln in open(out):
+            if ln.strip() and not ln.startswith("#"):
+                row = tuple(ln.rstrip("\n").split("\t"))
+                done[row[1]] = row
+
+    def write(rows):
+        with open(out, "w") as f:
+            f.write("# tests/mutation/recheck_survivors.py: survivors of mutation.sh re-run with the survivor tests\n")
+            for row in sorted(rows, key=lambda r: (r[0], r[1])):
+                f.write("\t".join(row) + "\n")
+    rows = list(done.values())
     try:
         for _ in range(300):
             if os.path.exists(sock):
@@ -66,6 +82,8 @@ def main():
                 args.remove("--noconftest")
             db = sqlite3.connect(os.path.join(sdir, "session.sqlite"))
             for job_id, diff in db.execute("SELECT job_id, diff FROM work_results WHERE test_outcome = 'SURVIVED'"):
+                if job_id in done:
+                    continue
                 old = re.search(r"^--- a/(\S+)", diff, re.M).group(1)
                 new = MOVED.get(old, old) if not os.path.exists(os.path.join(copy, old)) else old
                 target_file = os.path.join(copy, new)
@@ -87,19 +105,12 @@ def main():
                     open(target_file, "w").write(source)
                 rows.append((target, job_id, outcome, failed[0] if failed else ""))
                 print(*rows[-1], sep="\t", flush=True)
+                write(rows)
     finally:
         server.terminate()
         server.wait()
         shutil.rmtree(copy, ignore_errors=True)
-    out = os.path.join(ROOT, "tests", "mutation", "raw", "recheck.txt")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    if os.path.exists(out):  # keep the rows of the targets not rechecked this time
-        kept = [tuple(ln.rstrip("\n").split("\t")) for ln in open(out) if ln.strip() and not ln.startswith("#")]
-        rows = [r for r in kept if r[0] not in targets] + rows
-    with open(out, "w") as f:
-        f.write("# tests/mutation/recheck_survivors.py: survivors of mutation.sh re-run with the survivor tests\n")
-        for row in rows:
-            f.write("\t".join(row) + "\n")
+    write(rows)
     print(f"{sum(r[2] == 'killed' for r in rows)}/{len(rows)} survivors now killed; wrote {out}")
 
 
