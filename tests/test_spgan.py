@@ -323,3 +323,83 @@ def test_non_finite_real_batch_skips_the_updates_that_see_it():
     assert model.last_nonfinite_name().startswith("d_loss")
     model.train_step((index, images))
     assert int(model.nonfinite_streak.numpy()) == 0 and _moved(d0, model.critic)
+
+
+# ----------------------------------------------------------------------------- sparsity controller (#19)
+
+def test_sparsity_controller_steps_towards_the_target_share_of_zero_codes():
+    model = make_model(tiny(**{"spgan.zero_fraction": 0.5, "spgan.threshold_gain": 2.0, "spgan.threshold": 0.2}))
+    lam = model.generator.soft_threshold.lam
+    assert not any(v is lam for v in model.generator.trainable_variables)
+    model.steer_threshold(tf.constant(0.3))  # too few zeros: the threshold rises
+    np.testing.assert_allclose(lam.numpy(), 0.2 * np.exp(2.0 * 0.2), rtol=1e-6)
+    model.steer_threshold(tf.constant(0.9))  # too many: it falls
+    np.testing.assert_allclose(lam.numpy(), 0.2 * np.exp(2.0 * 0.2) * np.exp(2.0 * -0.4), rtol=1e-6)
+    before = lam.numpy()
+    model.steer_threshold(tf.constant(0.9), finite=tf.constant(False))  # a skipped step leaves it
+    assert lam.numpy() == before
+    lam.assign(0.0)  # a multiplicative step starts from MIN_THRESHOLD, never stuck at 0
+    model.steer_threshold(tf.constant(0.0))
+    assert lam.numpy() > 0.0
+
+
+def test_sparsity_controller_under_a_mirrored_strategy_uses_the_global_share():
+    strategy = trainer.make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    with strategy.scope():
+        model = make_model(tiny(**{"spgan.zero_fraction": 0.5, "spgan.threshold_gain": 1.0}))
+
+    @tf.function
+    def run():
+        def step():
+            rid = tf.distribute.get_replica_context().replica_id_in_sync_group
+            model.steer_threshold(tf.cast(rid, tf.float32) * 0.4)  # shares 0.0 and 0.4: mean 0.2
+        strategy.run(step)
+    run()
+    copies = strategy.experimental_local_results(model.generator.soft_threshold.lam.value)
+    assert len(copies) == 2
+    for value in copies:  # every replica's copy
+        np.testing.assert_allclose(value.numpy(), 0.1 * np.exp(0.3), rtol=1e-6)
+
+
+def test_sparsity_controller_holds_the_target_and_its_threshold_is_checkpointed(tmp_path):
+    from tf_sparse_gen.data import load_dataset
+
+    target = 0.6
+    config = tiny(**{"spgan.zero_fraction": target, "spgan.n_critic": 1, "spgan.reconstructor": False})
+    src = load_dataset("digits", "train", image_size=16)
+    model = make_model(config)
+    model.prepare(src)
+    step = tf.function(model.train_step)
+    batches = iter(src.train_dataset(4, seed=0).repeat())
+    shares = []
+    for _ in range(40):
+        for tracker in model.metrics:
+            tracker.reset_state()
+        logs = step(next(batches)[:2])
+        shares.append(float(logs["code_zero_fraction"]))
+    assert shares[0] < target - 0.1  # the fixed threshold's share is far below the target
+    assert abs(np.mean(shares[-10:]) - target) < 0.05, shares
+    lam = float(model.generator.soft_threshold.lam.numpy())
+    assert abs(lam - 0.1) > 0.01 and float(logs["threshold"]) > 0.1
+    # The threshold is in the checkpoint and comes back in a fresh model (whose threshold is 0.1).
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ck"))
+    reader = tf.train.load_checkpoint(path)
+    keys = [k for k in reader.get_variable_to_shape_map() if "soft_threshold" in k and "OPTIMIZER" not in k]
+    assert keys and np.isclose(reader.get_tensor(keys[0]), lam)
+    fresh = make_model(config)
+    assert np.isclose(fresh.generator.soft_threshold.lam.numpy(), 0.1)
+    tf.train.Checkpoint(model=fresh).read(path).assert_consumed()
+    assert fresh.generator.soft_threshold.lam.numpy() == np.float32(lam)
+
+
+def test_sparsity_controller_config_is_validated():
+    assert tiny().spgan.zero_fraction == 0.0  # off by default: the fixed threshold of old runs
+    with pytest.raises(ConfigError, match="zero_fraction"):
+        tiny(**{"spgan.zero_fraction": 1.0})
+    with pytest.raises(ConfigError, match="learn_threshold"):
+        tiny(**{"spgan.zero_fraction": 0.5, "spgan.learn_threshold": True})
+    with pytest.raises(ConfigError, match="sparse_output"):
+        tiny(**{"spgan.zero_fraction": 0.5, "spgan.sparse_output": False})
+    with pytest.raises(ConfigError, match="threshold_gain"):
+        tiny(**{"spgan.zero_fraction": 0.5, "spgan.threshold_gain": 0.0})

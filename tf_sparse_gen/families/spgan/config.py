@@ -19,7 +19,8 @@ class SpganConfig:
     Generator: FC -> [4, 4, base_channels] -> `generator` body (dcgan: stride-2
     deconvs; resnet: residual up-blocks; hidden widths `g_widths`, empty =
     base_channels halved per doubling) -> A(z) [H, W, num_atoms] -> soft
-    threshold (`threshold`, learned if `learn_threshold`) -> patches averaged
+    threshold (`threshold`, learned if `learn_threshold`, or steered towards a
+    share `zero_fraction` of zero codes with gain `threshold_gain`) -> patches averaged
     -> `output` (tanh | clip). `sparse_output=False`: the same body to C
     channels + tanh (WGAN-GP baseline). Critic: 5x5 stride-2 convs
     `critic_widths` (+ `critic_norm`), FC(1). Encoder (`reconstructor`): a
@@ -44,6 +45,11 @@ class SpganConfig:
     reconstructor: bool = True
     threshold: float = 0.1
     learn_threshold: bool = False
+    # Target share of zero codes (0 = off: `threshold` stays fixed). When on, `threshold` is only
+    # the starting value: after every generator step the threshold is multiplied by
+    # exp(threshold_gain * (zero_fraction - measured share of zero codes of that step's batch)).
+    zero_fraction: float = 0.0
+    threshold_gain: float = 1.0
     encoder_widths: Tuple[int, ...] = (32, 64, 128)
     n_critic: int = 5
     n_reconst: int = 1
@@ -70,6 +76,15 @@ def validate(c) -> None:
         check_positive("spgan." + path, getattr(sp, path))
     for path in ("dict_alpha", "threshold", "n_reconst", "recon_weight", "gp_weight"):
         check_positive("spgan." + path, getattr(sp, path), allow_zero=True)
+    check_positive("spgan.threshold_gain", sp.threshold_gain)
+    if not 0.0 <= sp.zero_fraction < 1.0:
+        raise ConfigError(f"config: 'spgan.zero_fraction' (target share of zero codes) must lie in [0, 1), "
+                          f"got {sp.zero_fraction}")
+    if sp.zero_fraction > 0 and sp.learn_threshold:
+        raise ConfigError("config: 'spgan.zero_fraction' steers the threshold, 'spgan.learn_threshold' trains it; "
+                          "use one of them")
+    if sp.zero_fraction > 0 and not sp.sparse_output:
+        raise ConfigError("config: 'spgan.zero_fraction' needs sparse codes; spgan.sparse_output=false has none")
     if sp.patch_size % 2 == 0:
         raise ConfigError(f"config: 'spgan.patch_size' must be odd (a patch is centred on a pixel), "
                           f"got {sp.patch_size}")

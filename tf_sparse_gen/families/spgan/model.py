@@ -27,6 +27,13 @@ L_R = recon_weight * mean((x - G(E(x)))^2); with Adam the scale of a loss
 mostly changes nothing, except that G's two kinds of step share one Adam
 state (`g_optimizer` takes 1 + n_reconst steps per iteration).
 
+Sparsity controller (`zero_fraction` > 0, see `steer_threshold`): with a fixed
+lambda the share of zero codes falls during training (the generator grows its
+pre-threshold features and learns its way out of sparsity: 0.35 -> 0.11 with
+lambda = 0.1 in issue #19). With a target share, lambda is adapted after every
+generator step from that step's measured share; lambda stays a non-trainable
+variable (in checkpoints and exports) and is logged as `threshold`.
+
 Randomness (z, eps) comes from `self.seed_generator`, whose state is in the
 checkpoint. The patch dictionary is learned in `prepare()` (fresh runs only)
 and lives in the generator's `PatchDictionaryDecoder` as a non-trainable
@@ -212,9 +219,37 @@ class SparseGAN(GenerativeModel):
                                     checks)
         logs = {"g_loss": g_loss, "g_grad_norm": tf.linalg.global_norm(grads)}
         if codes is not None:
-            logs["code_zero_fraction"] = tf.reduce_mean(tf.cast(tf.equal(codes, 0.0), tf.float32))
+            zero_fraction = tf.reduce_mean(tf.cast(tf.equal(codes, 0.0), tf.float32))
+            logs["code_zero_fraction"] = zero_fraction
+            # The threshold the step's codes were made with (before the controller moves it).
             logs["threshold"] = self.generator.soft_threshold.current_threshold()
+            if self.hp.zero_fraction > 0:
+                self.steer_threshold(zero_fraction, checks["g_loss"])
         return logs
+
+    # Smallest threshold the controller steps from (a multiplicative step cannot leave 0).
+    MIN_THRESHOLD = 1e-4
+
+    def steer_threshold(self, zero_fraction, finite=True):
+        """One step of the sparsity controller: lambda <- lambda * exp(gain * (target - measured)).
+
+        `zero_fraction` is the measured share of zero codes of this replica's batch; under a
+        tf.distribute strategy the mean over the replicas (the global batch's share) is used,
+        so every copy of lambda takes the same value. Too few zeros raise lambda, too many
+        lower it; multiplicative, so the step scales with lambda (and with the codes, whose
+        scale the generator may grow: the fixed threshold's sparsity fades in training).
+        lambda is the non-trainable `soft_threshold` variable of the generator (checkpointed
+        and exported with it). Not applied when `finite` is False (a skipped step).
+        """
+        measured = tf.cast(zero_fraction, tf.float32)
+        num, _ = self.replicas()
+        if num > 1:
+            measured = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, measured)
+        lam = self.generator.soft_threshold.lam
+        old = tf.cast(tf.convert_to_tensor(lam), tf.float32)
+        new = tf.maximum(old, self.MIN_THRESHOLD) * tf.exp(self.hp.threshold_gain * (self.hp.zero_fraction - measured))
+        ok = tf.logical_and(tf.convert_to_tensor(finite), tf.math.is_finite(new))
+        lam.assign(tf.cast(tf.where(ok, new, old), lam.dtype))
 
     def encoder_step(self, batch, checks: Optional[Dict[str, tf.Tensor]] = None) -> Dict[str, tf.Tensor]:
         """One encoder update (line 15, eq. 6): mean((E(G(z)) - z)^2) on a fresh z, G fixed."""
