@@ -73,13 +73,38 @@ def test_minimax_losses_from_logits():
 
 # ----------------------------------------------------------------------------- pairs
 
-def test_generator_inputs_are_anchors_then_excited_codes(model):
+def test_generator_inputs_are_anchors_then_prior_samples_on_the_sphere(model):
     codes = model.encode(_images(8))
     z = model.generator_inputs(codes, 3).numpy()
     np.testing.assert_array_equal(z[:3], codes.numpy()[:3])
-    # The others lie near some anchor of the batch (noise 0.5 in 8 dims: distance ~1.4), never on one.
+    # The others are prior samples N(0, I) projected onto E's sphere (what `generate` feeds G), not codes.
+    np.testing.assert_allclose(np.linalg.norm(z[3:], axis=-1), np.sqrt(model.latent_dim), rtol=1e-5)
     d = np.linalg.norm(z[3:, None] - codes.numpy()[None], axis=-1).min(axis=1)
-    assert np.all(d > 1e-3) and np.all(d < 6 * model.hp.excite_noise * np.sqrt(model.latent_dim))
+    assert np.all(d > 1e-3)
+    # Fresh draws every call (the model's seed state), never the same rows twice.
+    assert not np.allclose(model.generator_inputs(codes, 3).numpy()[3:], z[3:])
+    # All anchors: no draw at all.
+    np.testing.assert_array_equal(model.generator_inputs(codes, 8).numpy(), codes.numpy())
+
+
+def test_generate_feeds_G_the_projection_of_z(model):
+    z = model.sample_latents(5)
+    projected = model.prior_projection(z)
+    np.testing.assert_allclose(np.linalg.norm(projected.numpy(), axis=-1), np.sqrt(model.latent_dim), rtol=1e-5)
+    np.testing.assert_allclose(model.generate(z).numpy(), model.generator(projected, training=False).numpy(),
+                               atol=1e-6)
+    # Scaling z does not change the sample; E's codes are already on the sphere (reconstruct = G(E(x))).
+    np.testing.assert_allclose(model.generate(3.0 * z).numpy(), model.generate(z).numpy(), atol=1e-5)
+    x = _images(3)
+    np.testing.assert_allclose(model.reconstruct(x).numpy(),
+                               model.generator(model.encode(x), training=False).numpy(), atol=1e-5)
+    assert np.all(np.isfinite(model.generate(tf.zeros([2, model.latent_dim])).numpy()))
+
+
+def test_num_anchors_keeps_one_anchor_for_d2(model):
+    assert [model.num_anchors(b) for b in (1, 2, 4, 8)] == [1, 1, 2, 4]
+    m = build_model(_tiny(**{"selfexgan.anchor_fraction": 0.1}), 50, (16, 16, 1))
+    assert m.num_anchors(4) == 1 and m.num_anchors(40) == 4
 
 
 def test_d2_pairs_real_first_with_label_one(model):
@@ -98,33 +123,41 @@ def test_d2_pairs_real_first_with_label_one(model):
     np.testing.assert_array_equal(fake.numpy(), [4, 5, 6, 7])
 
 
-def test_train_step_gives_d2_real_pairs_x_E_x_and_fake_pairs_G_z_z():
+def test_train_step_gives_d2_real_pairs_x_E_x_and_fake_pairs_G_a_a_of_the_anchors_only():
     m = build_model(_tiny(), 50, (16, 16, 1))
     m.compile()
     x = _images(4, seed=3)
     expected_codes = m.encoder(x, training=True).numpy()  # batch-stat BN: same as inside the step
-    seen = []
+    seen, inputs = [], []
     real_pairs = type(m).d2_pairs
+    real_inputs = m.generator_inputs
+    a = m.num_anchors(4)
+
+    def spy_inputs(codes, num_anchors):
+        inputs.append(real_inputs(codes, num_anchors))
+        return inputs[-1]
 
     def spy(images, codes, fakes, fake_codes):
         out = real_pairs(images, codes, fakes, fake_codes)
-        # G's output for the fake codes at the time of the call (G is only updated after both calls).
-        seen.append([t.numpy() for t in out] + [m.generator(fake_codes, training=True).numpy()])
+        # G's images of the anchors at the time of the call (G is only updated after both calls),
+        # made in the batch of all of G's inputs (batch-statistic BN).
+        seen.append([t.numpy() for t in out] + [m.generator(inputs[-1], training=True).numpy()[:a]])
         return out
 
     m.d2_pairs = spy
+    m.generator_inputs = spy_inputs
     m.train_step((tf.range(4, dtype=tf.int64), x))
+    assert len(inputs) == 1
+    assert a == 2
     assert len(seen) == 2  # the D2 update and the G/E update
     px, pz, labels, g_of_z = seen[0]
-    np.testing.assert_array_equal(labels, [1, 1, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(labels, [1, 1, 1, 1] + [0] * a)  # B real pairs, A fake pairs
     np.testing.assert_allclose(px[:4], x.numpy())
     np.testing.assert_allclose(pz[:4], expected_codes, atol=1e-5)
-    # Fake pairs: (G(z), z) with G's inputs, the first A of which are the anchors E(x).
-    a = m.num_anchors(4)
-    np.testing.assert_allclose(pz[4:4 + a], expected_codes[:a], atol=1e-5)
-    # The fake images are G's output for the fake codes.
+    # Fake pairs: (G(a), a) for the anchors a = E(x_1..A) only; no prior sample reaches D2.
+    np.testing.assert_allclose(pz[4:], expected_codes[:a], atol=1e-5)
     np.testing.assert_allclose(px[4:], g_of_z, atol=1e-5)
-    # The G/E step pairs the same z's with G's images and the real images with E's (new) codes.
+    # The G/E step pairs the same anchors with G's images and the real images with E's (new) codes.
     np.testing.assert_allclose(seen[1][1][4:], pz[4:])
     np.testing.assert_allclose(seen[1][0][4:], seen[1][3], atol=1e-5)
     np.testing.assert_allclose(seen[1][0][:4], x.numpy())
@@ -146,7 +179,7 @@ def test_one_step_updates_d1_d2_g_and_e():
         moved = max(float(np.abs(a - b).max()) for a, b in zip(before[k], _weights(n)))
         assert moved > 0, f"{k} did not move"
     for name in ("d1_loss", "d2_loss", "g_loss", "e_loss", "kl", "recon_mse", "g_grad_norm", "e_grad_norm",
-                 "d1_grad_norm", "d2_grad_norm"):
+                 "d1_grad_norm", "d2_grad_norm", "e_fake_term"):
         assert np.isfinite(float(logs[name])), name
     assert 0.0 <= float(logs["recon_mse"]) <= 1.0
 
@@ -176,6 +209,11 @@ def test_config_tables_and_validation():
         _tiny(**{"selfexgan.anchor_fraction": 1.5})
     with pytest.raises(ConfigError, match="arch"):
         _tiny(**{"selfexgan.arch": "table9"})
+    with pytest.raises(ConfigError, match="anchor_fraction"):
+        _tiny(**{"selfexgan.anchor_fraction": 0.0})  # D2 would have no fake pair
+    assert _tiny(**{"selfexgan.anchor_fraction": 0.0, "selfexgan.d2": False}).selfexgan.anchor_fraction == 0.0
+    with pytest.raises(ConfigError, match="e_fake_weight"):
+        _tiny(**{"selfexgan.e_fake_weight": -1.0})
 
 
 def test_train_resume_and_reload(tmp_path):

@@ -19,7 +19,10 @@ class SelfExGanConfig:
     `g_out_kernel` deconv to the image channels + tanh: 4 * 2^(len(g_widths)+1)
     pixels. E: per entry of `e_widths` a stride-1 `e_kernel` conv (BN,
     `e_activation`) + 2x2 max-pool, flatten, FC(z_dim) + sigmoid, then the
-    sphere projection. D1: per entry of `d_widths` a 5x5 stride-2 conv (BN,
+    sphere projection. Training: a share `anchor_fraction` of G's inputs are
+    anchors E(x), the rest prior samples N(0, I) (projected onto E's sphere when
+    `project_prior`, as `generate` does), judged by D1 only; E also trains on
+    G's prior-sample images with weight `e_fake_weight` (see the model). D1: per entry of `d_widths` a 5x5 stride-2 conv (BN,
     `d_activation`), flatten, FC(1) logit. D2(x, z): x branch of 5x5 stride-2
     convs `d2_x_convs` (BN, `d2_activation`) then FCs `d2_x_widths` (BN,
     `d2_activation`) then FC(`d2_x_features`, 0 = z_dim; no BN); concat with
@@ -57,10 +60,18 @@ class SelfExGanConfig:
     d2_activation: str = "relu"
     sphere_radius: float = 0.0  # 0 = sqrt(z_dim), the typical norm of N(0, I)
     kl_weight: float = 1.0
-    # Fraction of G's inputs that are E(x) anchors; the rest are z ~ N(0, I)
-    # scattered around anchors with `excite_noise`.
+    # Fraction of G's inputs that are E(x) anchors (judged by D1 and, as pairs (G(a), a), by D2);
+    # the rest are prior samples z ~ N(0, I), projected onto E's sphere when `project_prior`,
+    # judged by D1 only: the distribution `generate` (samples, FD, export) draws from (#19).
     anchor_fraction: float = 0.5
+    # Unused since #19 (G's non-anchor inputs were E(x) + excite_noise * N(0, I)); kept so that
+    # older runs' config.json load.
     excite_noise: float = 0.5
+    # Project prior samples (in training and in `generate`) onto the sphere of E's codes.
+    project_prior: bool = True
+    # Weight of E's self-excitation term on G's prior-sample images (section 3.3): E treats them
+    # as training inputs, -log(1 - D2(G(z), E(G(z)))); 0 = off.
+    e_fake_weight: float = 1.0
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.99
@@ -118,10 +129,13 @@ def validate(c) -> None:
         check_choice("selfexgan." + path, getattr(x, path), SelfExGanConfig.ACTIVATIONS)
     for path in ("z_dim", "g_base_channels", "g_kernel", "g_out_kernel", "e_kernel", "lr"):
         check_positive("selfexgan." + path, getattr(x, path))
-    for path in ("sphere_radius", "kl_weight", "excite_noise", "d2_x_features"):
+    for path in ("sphere_radius", "kl_weight", "excite_noise", "d2_x_features", "e_fake_weight"):
         check_positive("selfexgan." + path, getattr(x, path), allow_zero=True)
     if not 0.0 <= x.anchor_fraction <= 1.0:
         raise ConfigError(f"config: 'selfexgan.anchor_fraction' must lie in [0, 1], got {x.anchor_fraction}")
+    if x.d2 and x.anchor_fraction == 0:
+        raise ConfigError("config: 'selfexgan.anchor_fraction'=0 leaves D2 no fake pair (D2 judges the anchors' "
+                          "pairs (G(E(x)), E(x)) only); use a fraction > 0 or selfexgan.d2=false")
     if not 0.0 <= x.d2_dropout < 1.0:
         raise ConfigError(f"config: 'selfexgan.d2_dropout' must lie in [0, 1), got {x.d2_dropout}")
     size = c.data.image_size
