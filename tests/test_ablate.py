@@ -180,7 +180,7 @@ def test_explore_swap_task_and_family_task_errors(runs, tmp_path):
     r = applications.run_task("swap", runs["sparse"], str(tmp_path), num_images=2)
     by_name = {s["positions"]: s for s in r["swaps"]}
     assert by_name["none"]["free_mse_to_a"] < 1e-10 and by_name["all"]["free_mse_to_b"] < 1e-10
-    with pytest.raises(ValueError, match="unknown task"):
+    with pytest.raises(ValueError, match="unknown task.*ablate, swap"):
         applications.run_task("paint", runs["sparse"], str(tmp_path))
 
 
@@ -197,3 +197,17 @@ def test_run_ablation_on_shapes_writes_the_part_effect_table(tmp_path):
         assert sum(info["shares"]) == pytest.approx(1.0) and info["part_changed"] in table["parts"]
     assert any("part x channel" in k for k in r["figures"]) and all(os.path.exists(p) for p in r["figures"].values())
     assert len(lines) == len(saved["runs"]["run"]["layers"]) and all("mean locality" in l for l in lines)
+
+
+def test_explore_cli_ablate_prints_json_and_summary_lines(runs, tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "explore.py"), f"--model_dir={runs['sparse']}",
+                           "--task=ablate", "--num_images=1", "--max_units=2", f"--out_dir={tmp_path}"],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)  # stdout is the JSON alone; the summary lines go to stderr
+    assert out["task"] == "ablate" and os.path.exists(out["json"])
+    assert "mean locality" in proc.stderr
