@@ -37,7 +37,7 @@ def test_evaluate_inlines_the_explorer_of_an_andor_run(tmp_path):
     report = evaluation.evaluate(model_dir, metrics=["sparsity"], num_samples=8, log=lambda s: None)
     out = os.path.join(model_dir, "eval")
     text = open(os.path.join(out, "report.html")).read()
-    assert "http://" not in text and "https://" not in text
+    assert "http" not in text  # opens with no network (and the data cannot spell an address)
     m = re.search(r"<script type='application/json' class='explorer-data'>(.*?)</script>", text, re.S)
     assert m, "the explorer's data is inline"
     data = json.loads(m.group(1))

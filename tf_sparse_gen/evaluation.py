@@ -240,9 +240,9 @@ EXPLORER_KIND = "basis_explorer"
 # the units switched on, then tanh, then round((t + 1) * 127.5) into a canvas.
 _EXPLORER_JS = r"""
 (function () {
-  function floats(b64) {
-    var bin = atob(b64), bytes = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  function floats(hex) {
+    var n = hex.length >> 1, bytes = new Uint8Array(n);
+    for (var i = 0; i < n; i++) bytes[i] = parseInt(hex.substr(2 * i, 2), 16);
     return new Float32Array(bytes.buffer);
   }
   function el(tag, attrs, text) {

@@ -5,7 +5,8 @@ tanh(fm) (`interpret`). The page recomposes the image from these numbers alone:
 fm = fixed + sum over the units switched on of s_k B_k, then tanh, then
 uint8 = round((t + 1) * 127.5) as `images.to_uint8` does. Each basis is stored
 cropped to the box where it is non-zero (outside its receptive field it is exactly
-0), as little-endian float32 in base64; `fixed` is beta plus the units beyond
+0), as little-endian float32 written in hex (not base64: base64 text can spell any word, e.g.
+"http", which a page that must not name a network address should not contain); `fixed` is beta plus the units beyond
 `max_units` (the weakest; they are not toggles then, and `folded` says how many).
 
 The JSON written here (`kind` "basis_explorer") is what `evaluation.write_html_report`
@@ -14,7 +15,6 @@ inlines into the page, with its script; no server and no network are involved.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from typing import Optional, Sequence
@@ -26,8 +26,8 @@ from tf_sparse_gen.families.andor import interpret
 KIND = "basis_explorer"
 
 
-def _b64(array) -> str:
-    return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
+def _hex(array) -> str:
+    return np.ascontiguousarray(array, dtype="<f4").tobytes().hex()
 
 
 def nonzero_box(basis: np.ndarray):
@@ -57,16 +57,16 @@ def latent_entry(generator, z, layer: int, max_units: int = 1024, name: str = ""
             y0, y1, x0, x1 = nonzero_box(b)
             boxes.append([y0, y1, x0, x1])
             chunks.append(b[y0:y1, x0:x1].reshape(-1))
-    return {"name": name, "image": _b64(rec.image), "fixed": _b64(fixed.astype(np.float32)),
+    return {"name": name, "image": _hex(rec.image), "fixed": _hex(fixed.astype(np.float32)),
             "units": units[:keep].tolist(), "values": [float(v) for v in values[:keep]], "boxes": boxes,
-            "bases": _b64(np.concatenate(chunks) if chunks else np.zeros([0], np.float32)),
+            "bases": _hex(np.concatenate(chunks) if chunks else np.zeros([0], np.float32)),
             "folded": int(len(units) - keep)}
 
 
 def explorer_data(generator, zs: Sequence, layer: int, max_units: int = 1024, names: Optional[Sequence[str]] = None) -> dict:
     h, w, c = generator.image_size, generator.image_size, generator.out_channels
     stage = generator.layer_stages[layer]
-    return {"kind": KIND, "version": 1, "layer": generator.layer_names[layer],
+    return {"kind": KIND, "version": 1, "encoding": "float32 little-endian hex", "layer": generator.layer_names[layer],
             "grid": int(generator.stage_size[stage]), "height": h, "width": w, "channels": c,
             "latents": [latent_entry(generator, z, layer, max_units, names[i] if names else f"sample {i}")
                         for i, z in enumerate(zs)]}
@@ -81,9 +81,9 @@ def write_explorer(generator, zs, layer: int, path: str, max_units: int = 1024) 
     return path
 
 
-def decode(b64: str, shape=None) -> np.ndarray:
-    """The float32 array of a base64 field (for tests and readers of the JSON)."""
-    a = np.frombuffer(base64.b64decode(b64), dtype="<f4")
+def decode(text: str, shape=None) -> np.ndarray:
+    """The float32 array of a hex field (for tests and readers of the JSON)."""
+    a = np.frombuffer(bytes.fromhex(text), dtype="<f4")
     return a.reshape(shape) if shape is not None else a
 
 
