@@ -169,6 +169,9 @@ def test_explore_ablate_task_writes_json_figures_and_compares(runs, tmp_path):
     lines = r["summary_lines"]
     assert any("[run, sparse]" in l and "mean locality" in l for l in lines)
     assert any("[compare, dense]" in l for l in lines)
+    mid = saved["runs"]["run"]["mid_layer"]
+    assert any(l.startswith(f"ablate {mid}, run (sparse) vs compare (dense)") for l in lines)
+    assert set(saved["comparison"][mid]) == {"run", "compare"}
     for p in r["figures"].values():
         assert os.path.exists(p)
 

@@ -321,6 +321,18 @@ def run_ablation(model, config, out_dir: str, num_images: int = 4, seed: int = 0
                 f"ablate [{key}, {label}] {layer}: {u.get('count', 0)} unit ablations, mean locality "
                 f"exact {_fmt(u.get('locality_exact'))} / free {_fmt(u.get('locality_free'))}, "
                 f"support {_fmt(u.get('support_area'))} of the image, energy exact {_fmt(u.get('energy_exact'))}")
+    if "compare" in report["runs"]:
+        a, b = report["runs"]["run"], report["runs"]["compare"]
+        la = "sparse" if a["sparsity"] else "dense"
+        lb = "sparse" if b["sparsity"] else "dense"
+        for layer in [name for name in a["summary"] if name in b["summary"]]:
+            ua, ub = a["summary"][layer].get("unit", {}), b["summary"][layer].get("unit", {})
+            line = (f"ablate {layer}, run ({la}) vs compare ({lb}): mean locality exact "
+                    f"{_fmt(ua.get('locality_exact'))} vs {_fmt(ub.get('locality_exact'))}, free "
+                    f"{_fmt(ua.get('locality_free'))} vs {_fmt(ub.get('locality_free'))}, support "
+                    f"{_fmt(ua.get('support_area'))} vs {_fmt(ub.get('support_area'))}")
+            summary_lines.append(line)
+            report.setdefault("comparison", {})[layer] = {"run": ua, "compare": ub}
     report["summary_lines"] = summary_lines
     for line in summary_lines:
         log(line)
