@@ -42,7 +42,7 @@ def fixed_gates_fm(generator, rec: interpret.Recording, stage: int, h: np.ndarra
     """Pre-tanh outputs for activations h [N, ...] at `stage`, the recorded gates held fixed (biases on)."""
     out = []
     for i in range(0, len(h), chunk):
-        x = tf.cast(tf.convert_to_tensor(h[i:i + chunk]), generator.compute_dtype)
+        x = tf.convert_to_tensor(np.asarray(h[i:i + chunk], np.float32))
         out.append(tf.cast(generator.propagate(x, stage, rec.gates, bias=True), tf.float32).numpy())
     return np.concatenate(out)
 
@@ -52,7 +52,7 @@ def free_fm(generator, stage: int, h: np.ndarray, chunk: int = 128) -> np.ndarra
     n_stages = len(generator.stage_layers)
     out = []
     for i in range(0, len(h), chunk):
-        x = tf.cast(tf.convert_to_tensor(h[i:i + chunk]), generator.compute_dtype)
+        x = tf.convert_to_tensor(np.asarray(h[i:i + chunk], np.float32))
         for s in range(stage + 1, n_stages):
             x, _ = generator._gate(s, generator._affine(s, x))
         out.append(tf.cast(generator._affine(n_stages, x), tf.float32).numpy())
@@ -182,9 +182,10 @@ def _insertion_units(generator, rec, layer: int, units, values, num: int):
     stage = generator.layer_stages[layer]
     act = rec.acts[stage]
     if stage == 0:
-        pre = tf.cast(generator._affine(0, tf.convert_to_tensor(rec.z[None])), tf.float32).numpy()[0]
+        pre = tf.cast(generator._affine(0, tf.constant(rec.z[None], tf.float32)), tf.float32).numpy()[0]
     else:
-        pre = tf.cast(generator._affine(stage, tf.convert_to_tensor(rec.acts[stage - 1][None])), tf.float32).numpy()[0]
+        pre = tf.cast(generator._affine(stage, tf.constant(rec.acts[stage - 1][None], tf.float32)),
+                      tf.float32).numpy()[0]
     out = []
     seen = set()
     for (y, x, c), v in zip(units, values):

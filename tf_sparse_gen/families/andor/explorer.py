@@ -44,16 +44,21 @@ def latent_entry(generator, z, layer: int, max_units: int = 1024, name: str = ""
     units, values = interpret.active_units(generator, rec, layer)
     order = np.argsort(-values, kind="stable")
     units, values = units[order], values[order]
-    fixed = interpret.bias_part(generator, rec, layer).astype(np.float64)
     keep = min(len(units), max_units)
+    # The fixed part: beta plus the folded units, psi(h_rest) + beta in one pass (psi is linear).
+    stage = generator.layer_stages[layer]
+    rest = rec.acts[stage].copy()
+    rest[units[:keep, 0], units[:keep, 1], units[:keep, 2]] = 0.0
+    if keep < len(units):
+        from tf_sparse_gen.families.andor.ablate import fixed_gates_fm
+
+        fixed = fixed_gates_fm(generator, rec, stage, rest[None])[0]
+    else:
+        fixed = interpret.bias_part(generator, rec, layer)
     boxes, chunks = [], []
-    for i in range(0, len(units), 256):
-        bases = interpret.basis_functions(generator, rec, layer, units[i:i + 256])
-        for j, b in enumerate(bases):
-            k = i + j
-            if k >= keep:
-                fixed += float(values[k]) * b
-                continue
+    for i in range(0, keep, 256):
+        bases = interpret.basis_functions(generator, rec, layer, units[i:min(keep, i + 256)])
+        for b in bases:
             y0, y1, x0, x1 = nonzero_box(b)
             boxes.append([y0, y1, x0, x1])
             chunks.append(b[y0:y1, x0:x1].reshape(-1))
