@@ -22,9 +22,17 @@ from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Run directory written by train.py.")
+
+
+def _family_tasks_help() -> str:
+    from tf_sparse_gen.families import REGISTRY  # TF-free: names only
+
+    return "; ".join(f"{f.name}: {', '.join(f.explore_tasks)}" for f in REGISTRY.values() if f.explore_tasks)
+
+
 flags.DEFINE_string("task", "reconstruct",
                     "Application to run: reconstruct, chain, labelled, similarity, design, tsne (any run), "
-                    "or a family's own task (andor: ablate, swap).")
+                    f"or a family's own task ({_family_tasks_help()}).")
 flags.DEFINE_string("out_dir", None, "Output directory (default: model_dir/explore).")
 flags.DEFINE_integer("num_images", 16, "Images taken from the dataset (reconstruct, labelled, ...).")
 flags.DEFINE_integer("tsne_images", 500, "Images embedded by --task=tsne.")
