@@ -198,11 +198,20 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
                                  data_dir=config.data.data_dir, max_examples=ncc_images, seed=config.train.seed,
                                  shapes_num_examples=config.data.shapes_num_examples)
             t0 = time.monotonic()
-            score, per = interpretability_score(templates, train.take_images(ncc_images))
+            images = train.take_images(ncc_images)
+            score, per = interpretability_score(templates, images)
+            # The floor: the same architecture and seed at initialisation, same latents and protocol.
+            floor_templates = model.untrained_copy().interpretability_templates(zs[:ncc_latents])
+            floor, _ = interpretability_score(floor_templates, images) if floor_templates else (float("nan"), None)
             timing["ncc_seconds"] = time.monotonic() - t0
+            protocol = {"num_latents": ncc_latents, "num_images": train.num_examples, "dataset": dataset,
+                        "split": "train", "units": "a seeded random sample of each latent's active mid-layer "
+                        "units (all when fewer)", "crop": "where |B| > 0.1 of its peak"}
             results["ncc"] = {"value": score, "std": float(np.std(per)), "num_templates": len(templates),
-                              "num_latents": ncc_latents, "num_images": train.num_examples,
-                              "dataset": dataset, "split": "train"}
+                              **protocol}
+            results["ncc_untrained"] = {"value": floor, "num_templates": len(floor_templates), **protocol,
+                                        "of": "the same architecture and seed at initialisation"}
+            results["ncc_lift"] = {"value": score - floor, "of": "ncc - ncc_untrained", **protocol}
 
     purity = None
     if "purity" in metrics:

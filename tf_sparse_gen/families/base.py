@@ -128,6 +128,10 @@ class GenerativeModel(keras.Model):
         """Cropped mid-layer basis functions for the NCC score (families that have them)."""
         return []
 
+    def untrained_copy(self) -> "GenerativeModel":
+        """The same architecture at initialisation (the floor of interpretability scores)."""
+        raise NotImplementedError
+
     # True when the family's units have image-space bases that `part_metrics` can
     # compare with ground-truth part maps (evaluate.py's `purity`).
     has_part_units = False

@@ -164,28 +164,33 @@ class CooperativeAndOrModel(GenerativeModel):
         """The sparse layer whose positions are the parts: the first block (8x8 at 32 and 64 px)."""
         return min(1, len(self.generator.layer_stages) - 1)
 
-    def interpretability_templates(self, zs, per_latent: int = 16, frac: float = 0.1):
-        """Per latent, the basis of the strongest unit of each of its `per_latent` strongest channels
-        at the mid layer, cropped where |B| exceeds `frac` of its peak (Table 4 of the paper)."""
+    def interpretability_templates(self, zs, units_per_latent: int = 32, frac: float = 0.1, seed: int = 0):
+        """Mid-layer basis functions for the NCC score (Table 4 of the paper).
+
+        Per latent, `units_per_latent` of its active mid-layer units drawn uniformly at random
+        without replacement (all of them when it has fewer; the draw is seeded by `seed` and the
+        latent's position), each unit's basis cropped where |B| exceeds `frac` of its peak.
+        """
         from tf_sparse_gen.families.andor import interpret
 
         templates = []
-        for z in zs:
+        for i, z in enumerate(zs):
             rec = interpret.record(self.generator, z)
-            units, values = interpret.active_units(self.generator, rec, self.mid_layer)
-            strongest = {}
-            for u, v in zip(units, values):
-                c = int(u[2])
-                if c not in strongest or v > strongest[c][0]:
-                    strongest[c] = (float(v), u)
-            chosen = sorted(strongest.values(), key=lambda t: -t[0])[:per_latent]
-            if not chosen:
+            units, _ = interpret.active_units(self.generator, rec, self.mid_layer)
+            if len(units) == 0:
                 continue
-            bases = interpret.basis_functions(self.generator, rec, self.mid_layer, np.stack([u for _, u in chosen]))
-            for b in bases:
+            if len(units) > units_per_latent:
+                pick = np.random.default_rng([seed, i]).choice(len(units), units_per_latent, replace=False)
+                units = units[np.sort(pick)]
+            for b in interpret.basis_functions(self.generator, rec, self.mid_layer, units):
                 y0, y1, x0, x1 = interpret.crop_box(b, frac)
                 templates.append(b[y0:y1, x0:x1])
         return templates
+
+    def untrained_copy(self):
+        """The same architecture at initialisation, with the run's seed (the NCC floor's model)."""
+        keras.utils.set_random_seed(self.cfg.train.seed)
+        return type(self)(self.cfg, 1, self.image_shape)
 
     has_part_units = True
 
