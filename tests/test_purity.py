@@ -121,3 +121,21 @@ def test_evaluate_reports_purity_on_shapes_and_refuses_it_elsewhere(tiny_andor, 
     from tf_sparse_gen.data import DatasetError
     with pytest.raises(DatasetError, match="--dataset=shapes"):
         evaluation.evaluate(model_dir, metrics=["purity"], dataset="digits", log=lambda s: None)
+
+
+def test_locality_of_a_planted_basis_inside_and_outside_a_mask():
+    part_map = np.zeros((4, 4), np.int64)
+    part_map[:2, :2] = 1  # part 1: the top-left 2x2
+    part_map[2:, 2:] = 2  # part 2: the bottom-right 2x2
+    acc = PurityAccumulator(["background", "a", "b"])
+    inside = np.zeros((4, 4, 1))
+    inside[0, 0, 0], inside[1, 1, 0] = 1.0, -2.0  # all energy in part 1
+    assert acc.locality(inside, part_map) == 1.0
+    half = np.zeros((4, 4))
+    half[0, 0], half[0, 3] = 1.0, 1.0  # one unit of energy in part 1, one on background
+    assert acc.locality(half, part_map) == 0.5
+    split = np.zeros((4, 4))
+    split[0, 0], split[3, 3], split[3, 2] = 2.0, 1.0, 1.0  # energy 4 in part 1, 2 in part 2
+    assert acc.locality(split, part_map) == 4.0 / 6.0
+    acc.add("layer", [0, 1], np.stack([inside[..., 0], half]), part_map)
+    assert acc.result()["layer"]["locality"] == 0.75

@@ -195,7 +195,7 @@ class CooperativeAndOrModel(GenerativeModel):
     has_part_units = True
 
     def part_metrics(self, images, part_maps, part_names, out_dir, log=print):
-        """Part purity and object purity of every layer the config gives a k (see `purity`)."""
+        """Part purity, object purity and locality of every layer the config gives a k (see `purity`)."""
         from tf_sparse_gen.families.andor import purity as purity_lib
 
         details = purity_lib.model_part_purity(self, images, part_maps, part_names, log=log)
@@ -207,6 +207,8 @@ class CooperativeAndOrModel(GenerativeModel):
                                           "background_share": r["background_share"]}
             results[f"object_purity_{layer}"] = {"value": r["object_purity"], "num_scenes": m,
                                                  "note": "background votes left out"}
+            results[f"locality_{layer}"] = {"value": r["locality"], "num_scenes": m,
+                                            "of": "share of each basis's energy inside its dominant object part"}
             figures[f"purity {layer}: channel x part shares"] = purity_lib.confusion_heatmap(
                 r, os.path.join(out_dir, f"purity_confusion_{layer}.png"))
             figures[f"purity {layer}: strongest basis | dominant part mask, per frequent channel"] = \

@@ -13,6 +13,12 @@ is the mean channel purity weighted by how often each channel fires. A planted
 layer whose every basis is exactly one part's mask scores 1; one whose bases
 cover all parts equally scores 1 / number of parts.
 
+*Locality* asks how much of a basis function's energy stays inside one object
+part: for each unit, the share of sum_c B^2 that falls inside the mask of the object
+part holding most of it (background energy counts against it); a layer's locality
+is the mean over its units (1 = every basis lies inside one part; a basis spread
+evenly over the whole image scores about the largest part's area share).
+
 Also reported: the confusion table (channels x parts, vote totals), how many
 channels each part type uses (channels whose dominant part it is), and how many
 part types each channel serves (parts with at least `serve_share` of its votes).
@@ -50,6 +56,7 @@ class PurityAccumulator:
         self.serve_share = serve_share
         self.votes: Dict[str, Dict[int, np.ndarray]] = {}
         self.fires: Dict[str, Dict[int, int]] = {}
+        self.localities: Dict[str, List[float]] = {}
 
     def support(self, basis: np.ndarray) -> np.ndarray:
         """Boolean [H, W] support of a basis [H, W] or [H, W, C]."""
@@ -57,12 +64,26 @@ class PurityAccumulator:
         peak = mag.max()
         return mag > self.support_fraction * peak if peak > 0 else np.zeros(mag.shape, bool)
 
+    def locality(self, basis: np.ndarray, part_map: np.ndarray) -> float:
+        """Share of the basis's energy inside the object part (label > 0) that holds most of it."""
+        energy = np.square(basis).sum(axis=-1) if basis.ndim == 3 else np.square(basis)
+        total = energy.sum()
+        if total <= 0:
+            return float("nan")
+        per_part = np.bincount(part_map.astype(np.int64).ravel(), weights=energy.ravel(),
+                               minlength=len(self.part_names))[1:len(self.part_names)]
+        return float(per_part.max() / total) if per_part.size else 0.0
+
     def add(self, layer: str, channels: Sequence[int], bases: np.ndarray, part_map: np.ndarray) -> None:
         """Adds the votes of units `channels` [M] with bases [M, H, W(, C)] on one scene's part map [H, W]."""
         votes = self.votes.setdefault(layer, {})
         fires = self.fires.setdefault(layer, {})
+        localities = self.localities.setdefault(layer, [])
         k = len(self.part_names)
         for c, basis in zip(channels, bases):
+            loc = self.locality(basis, part_map)
+            if np.isfinite(loc):
+                localities.append(loc)
             mask = self.support(basis)
             if not mask.any():
                 continue
@@ -92,6 +113,7 @@ class PurityAccumulator:
                 "object_purity": (float(np.sum(object_purity * object_mass) / object_mass.sum())
                                   if object_mass.sum() > 0 else float("nan")),
                 "background_share": float(table[:, 0].sum() / table.sum()),
+                "locality": float(np.mean(self.localities[layer])) if self.localities.get(layer) else float("nan"),
                 "num_channels": len(channels),
                 "num_activations": int(counts.sum()),
                 "channels": {int(c): {"fires": int(n), "purity": float(p), "dominant_part": self.part_names[d],
