@@ -312,3 +312,44 @@ def test_stats_saved_feature_stats_never_unpickle(tmp_path):
              extra=np.array([{"not": "numbers"}], dtype=object))
     with pytest.raises(ValueError, match="allow_pickle"):
         FeatureStats.load(path)
+
+
+def test_stats_fd_names_a_mean_shape_mismatch():
+    """Kills `mu1.shape != mu2.shape` -> `>`: means of 2 and 3 dimensions with 2 x 2 covariances."""
+    import pytest
+
+    from tf_sparse_gen.metrics.stats import frechet_distance
+
+    for mu1, mu2 in (([0.0, 0.0], [0.0, 0.0, 0.0]), ([0.0, 0.0, 0.0], [0.0, 0.0])):
+        with pytest.raises(ValueError, match="shape mismatch"):
+            frechet_distance(mu1, np.eye(2), mu2, np.eye(2))
+
+
+# ----------------------------------------------------------------------------- selfexgan inputs / diagnostics
+
+def _selfexgan_toys(overrides):
+    config = get_config("selfexgan", "tiny", {"data.dataset": "digits", "train.ema_decay": 0.0, **overrides})
+    model = build_model(config, 8, (16, 16, 1))
+    d = model.hp.z_dim
+    p = problem(6, 4, d)
+    rng = p["rng"]
+    p["proj"] = rng.normal(0, 0.2, size=(256, d))
+    model.encoder = ToyEncoder(0.6, p["proj"])
+    model.generator = ToyGenerator(0.8, p["c"], p["w"])
+    model.d1 = ToyImageCritic(1.5, "toy_d1")
+    if model.d2 is not None:
+        model.d2 = ToyPairCritic(-0.7, rng.normal(size=d))
+    opt = lambda: keras.optimizers.SGD(LR)  # noqa: E731
+    model.compile(g_optimizer=opt(), e_optimizer=opt(), d1_optimizer=opt(), d2_optimizer=opt())
+    return model, d, p
+
+
+def test_selfexgan_without_anchors_logs_the_reconstruction_mse_of_g_of_e_on_the_01_scale():
+    """Kills the `/ 4.0` of the anchor-free branch of recon_mse (anchor_fraction = 0)."""
+    model, d, p = _selfexgan_toys({"selfexgan.anchor_fraction": 0.0, "selfexgan.d2": False})
+    model.random_normal = FixedDraws([p["rng"].normal(size=(4, d))])
+    y = p["images"]
+    logs = model.train_step((tf.range(4, dtype=tf.int64), tf.constant(y, tf.float32)))
+    codes = 0.6 * y.reshape(4, -1) @ p["proj"]  # E before its update (the codes of the G/E step)
+    recon = g_numpy(model.generator.value, p["c"], p["w"], codes)  # G after its update
+    np.testing.assert_allclose(float(logs["recon_mse"]), np.mean((y - recon) ** 2) / 4, rtol=1e-5)
