@@ -40,7 +40,10 @@ def test_args(session_dir, target):
     k = args.index("-k") if "-k" in args else len(args)
     # The survivor tests first: with -x a killed survivor then costs only those.
     files = [SURVIVOR_TESTS] + [a for a in args[:k] if a != SURVIVOR_TESTS] + EXTRA.get(target, [])
-    return files + args[k:]
+    rest = args[k:]
+    if rest and rest[0] == "-k" and not rest[1].startswith("not "):
+        rest = ["-k", f"({rest[1]}) or test_equation_survivors"]  # every survivor test, whatever its name
+    return files + rest
 
 
 def main():
