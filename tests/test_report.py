@@ -70,3 +70,20 @@ def test_units_beyond_the_cap_are_folded_into_the_fixed_part(tmp_path):
     assert len(entry["units"]) == 5 and entry["folded"] > 0
     rec = interpret.record(g, z[0])
     assert np.abs(explorer.compose(data, 0).astype(int) - image_lib.to_uint8(rec.image).astype(int)).max() <= 1
+
+
+def test_report_header_directions_kid_subsets_and_timing_table(tmp_path):
+    from tf_sparse_gen.evaluation import write_html_report
+
+    report = {"model": "andor", "preset": "small", "step": 1234, "model_dir": "/r", "num_samples": 1000,
+              "reference": {"dataset": "fashion_mnist", "split": "test"},
+              "ema": {"decay": 0.999, "averaged_weights_used": True},
+              "metrics": {"fd_fmnist": {"value": 12.5}, "kid_fmnist": {"value": 0.1, "num_subsets": 1,
+                                                                      "subset_size": 1000},
+                          "is_fmnist": {"value": 5.0, "std": 0.2}},
+              "timing": {"total_seconds": 12.345, "ncc_seconds": 1.0}, "figures": {}}
+    page = open(write_html_report(report, str(tmp_path / "report.html"))).read()
+    assert "Step 1234, preset small, generator EMA decay 0.999, averaged weights evaluated" in page
+    assert "<td>fd_fmnist</td><td>lower</td>" in page and "<td>is_fmnist</td><td>higher</td>" in page
+    assert "0.1 (1 subset of 1000)" in page and "±" not in page.split("kid_fmnist")[1].split("</tr>")[0]
+    assert "<tr><td>total_seconds</td><td>12.35</td></tr>" in page

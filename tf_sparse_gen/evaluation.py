@@ -377,6 +377,20 @@ def _read_explorer(path: str) -> Optional[dict]:
     return data if isinstance(data, dict) and data.get("kind") == EXPLORER_KIND else None
 
 
+# Which way each metric improves (by name prefix), shown in the report.
+_BETTER = (("fd", "lower"), ("fid", "lower"), ("kid", "lower"), ("mse", "lower"), ("is_", "higher"),
+           ("ncc_lift", "higher"), ("ncc_untrained", "(floor)"), ("ncc", "higher"), ("purity", "higher"),
+           ("object_purity", "higher"), ("locality", "higher"), ("stripe_ratio", "closer to 1"),
+           ("hf_ratio", "closer to 1"), ("active_", "(k sets it)"))
+
+
+def better_direction(name: str) -> str:
+    for prefix, direction in _BETTER:
+        if name == prefix or name.startswith(prefix if prefix.endswith("_") else prefix + "_"):
+            return direction
+    return ""
+
+
 def write_html_report(report: dict, path: str) -> str:
     """A self-contained page (no network, no server): metrics table, figures by relative path, and
     an interactive explorer (inline data and script) for each figure that is explorer data
@@ -385,9 +399,16 @@ def write_html_report(report: dict, path: str) -> str:
     for name, entry in report["metrics"].items():
         value = entry["value"]
         shown = f"{value:.5g}" + (f" ± {entry['std']:.3g}" if "std" in entry else "")
+        if "num_subsets" in entry:
+            shown += f" ({entry['num_subsets']} subset{'s' if entry['num_subsets'] > 1 else ''} of {entry['subset_size']})"
         where = ", ".join(f"{k}={entry[k]}" for k in ("feature_net", "num_samples", "dataset", "split", "of")
                           if k in entry)
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{shown}</td><td>{html.escape(where)}</td></tr>")
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(better_direction(name))}</td>"
+                    f"<td>{shown}</td><td>{html.escape(where)}</td></tr>")
+    timing_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.2f}</td></tr>" for k, v in report["timing"].items())
+    ema = report.get("ema") or {}
+    ema_text = (f"generator EMA decay {ema['decay']:g}, {'averaged' if ema.get('averaged_weights_used') else 'raw'} "
+                "weights evaluated" if ema.get("decay") else "no generator EMA")
     figures, explorers = [], []
     base = os.path.dirname(os.path.abspath(path))
     for title, rel in report["figures"].items():
@@ -408,11 +429,13 @@ figure{{display:inline-block;margin:1em;vertical-align:top}}
 .explorer-latent{{display:inline-block;vertical-align:top;margin:1em;max-width:40em}}
 .explorer-units{{max-height:20em;overflow:auto;font-size:80%}}.explorer-or{{margin:2px 0}}</style></head><body>
 <h1>{html.escape(report['model'])} ({html.escape(report['preset'])}) at step {report['step']}</h1>
-<p>Run: {html.escape(report['model_dir'])}<br>Reference: {html.escape(report['reference']['dataset'])}
+<p>Step {report['step']}, preset {html.escape(report['preset'])}, {html.escape(ema_text)}.<br>
+Run: {html.escape(report['model_dir'])}<br>Reference: {html.escape(report['reference']['dataset'])}
 split {html.escape(report['reference']['split'])}, {report['num_samples']} images.
 <code>fd_*/kid_*/is_*</code> use the named in-domain feature network and are not Inception FID.</p>
-<table><tr><th>metric</th><th>value</th><th>measured on</th></tr>{''.join(rows)}</table>
-<p>Timing: {html.escape(json.dumps({k: round(v, 2) for k, v in report['timing'].items()}))}</p>
+<table><tr><th>metric</th><th>better</th><th>value</th><th>measured on</th></tr>{''.join(rows)}</table>
+<h2>Timing</h2>
+<table><tr><th>what</th><th>value</th></tr>{timing_rows}</table>
 {''.join(figures)}
 {''.join(explorers)}
 {script}
