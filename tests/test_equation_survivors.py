@@ -353,3 +353,30 @@ def test_selfexgan_without_anchors_logs_the_reconstruction_mse_of_g_of_e_on_the_
     codes = 0.6 * y.reshape(4, -1) @ p["proj"]  # E before its update (the codes of the G/E step)
     recon = g_numpy(model.generator.value, p["c"], p["w"], codes)  # G after its update
     np.testing.assert_allclose(float(logs["recon_mse"]), np.mean((y - recon) ** 2) / 4, rtol=1e-5)
+
+
+def test_stats_shape_checks_name_the_problem():
+    """Kills `sigma1.shape != sigma2.shape` -> `<` (a larger first covariance) and `f1.ndim != 2` -> `< 2`
+    (3-D features) in FD and KID: the code's own error, not a later NumPy one."""
+    import pytest
+
+    from tf_sparse_gen.metrics.stats import frechet_distance, kernel_inception_distance
+
+    with pytest.raises(ValueError, match="shape mismatch"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(2))
+    with pytest.raises(ValueError, match="same D"):
+        kernel_inception_distance(np.zeros((5, 2, 1)), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="same D"):
+        kernel_inception_distance(np.zeros((5, 2)), np.zeros((5, 2, 1)))
+
+
+def test_layers_patch_decoder_refuses_a_dictionary_of_another_shape_itself():
+    """Kills `tuple(atoms.shape) != tuple(self.dictionary.shape)` -> `is` (TensorFlow's own assign error
+    also mentions a shape; the decoder's names both)."""
+    import pytest
+
+    from tf_sparse_gen.layers import PatchDictionaryDecoder
+
+    dec = PatchDictionaryDecoder(num_atoms=2, patch_size=3, channels=1)
+    with pytest.raises(ValueError, match=r"dictionary shape \(3, 9\) != expected \(2, 9\)"):
+        dec.set_dictionary(np.zeros((3, 9), np.float32))
