@@ -65,7 +65,8 @@ def main():
         for ln in open(out):
             if ln.strip() and not ln.startswith("#"):
                 row = tuple(ln.rstrip("\n").split("\t"))
-                done[row[1]] = row
+                if len(row) >= 3:
+                    done[row[1]] = row
 
     def write(rows):
         with open(out, "w") as f:
@@ -94,7 +95,7 @@ def main():
                 patch = subprocess.run(["patch", "-s", "-p1", "--no-backup-if-mismatch", target_file],
                                        input=diff, text=True, capture_output=True, cwd=copy)
                 if patch.returncode != 0:
-                    rows.append((target, job_id, "not applied", patch.stdout.strip()[:200]))
+                    rows.append((target, job_id, "not applied", " ".join(patch.stdout.split())[:200]))
                     open(target_file, "w").write(source)
                     continue
                 try:
