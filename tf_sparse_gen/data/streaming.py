@@ -204,10 +204,31 @@ def open_arrays(directory: str, meta: dict):
     return images, labels, parts
 
 
+def _will_need(array: np.ndarray, rows: np.ndarray) -> None:
+    """Asks the kernel to read the pages of `rows` of a memmap now, all at once (MADV_WILLNEED).
+
+    On a cold cache the reads are then queued together instead of one page fault after the
+    other, so a batch costs about one disk latency, not one per image.
+    """
+    mapped = getattr(array, "_mmap", None)
+    if mapped is None or not hasattr(mapped, "madvise") or array.offset:
+        return
+    row = array.strides[0]
+    page = mmap.PAGESIZE
+    try:
+        for i in rows.tolist():
+            start = (i * row) // page * page
+            mapped.madvise(mmap.MADV_WILLNEED, start, (i + 1) * row - start)
+    except (OSError, ValueError):
+        pass
+
+
 def read_rows(array: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """array[idx] for a memmap, read in ascending offset order (sequential where indices are close)."""
     idx = np.asarray(idx, np.int64)
     order = np.argsort(idx, kind="stable")
+    if isinstance(array, np.memmap):
+        _will_need(array, idx[order])
     out = np.empty((len(idx),) + array.shape[1:], array.dtype)
     out[order] = array[idx[order]]
     return out
