@@ -20,8 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Per-family settings that make a mirrored step comparable with one device (default: none).
 EXACT_SETTINGS = {
     "spgan": {"spgan.n_critic": 2, "spgan.n_reconst": 1},
-    # All of G's inputs are anchors E(x): which anchor an excited code is drawn around is
-    # chosen within a replica's share of the batch, the one part of a step that differs.
+    # All of G's inputs are anchors E(x): which images are anchors is decided within a replica's share
+    # of the batch, the one part of a step that differs.
     "selfexgan": {"selfexgan.anchor_fraction": 1.0},
 }
 
