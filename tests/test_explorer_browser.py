@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tf_sparse_gen import evaluation
+from tf_sparse_gen import report as report_lib
 from tf_sparse_gen import images as image_lib
 from tf_sparse_gen.config import get_config
 from tf_sparse_gen.families import build_model
@@ -77,7 +78,7 @@ def test_toggling_units_shows_the_python_pixels(browser, tmp_path, channels):
     report = {"model": "andor", "preset": "tiny", "step": 0, "model_dir": str(tmp_path),
               "reference": {"dataset": "digits", "split": "test"}, "num_samples": 0, "metrics": {}, "timing": {},
               "figures": {"interactive explorer (data)": "explorer.json"}}
-    page = evaluation.write_html_report(report, str(tmp_path / "report.html"))
+    page = report_lib.write_html_report(report, str(tmp_path / "report.html"))
     with open(page) as f:
         text = f.read()
     assert "http" not in text  # nothing fetched from a network

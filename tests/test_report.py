@@ -1,4 +1,4 @@
-"""report.html (evaluation.write_html_report): self-contained, with the AND-OR explorer inlined (issue #16)."""
+"""report.html (report.write_html_report): self-contained, with the AND-OR explorer inlined (issue #16)."""
 
 import json
 import os
@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from tf_sparse_gen import evaluation
+from tf_sparse_gen import report as report_lib
 from tf_sparse_gen import images as image_lib
 from tf_sparse_gen.config import get_config
 from tf_sparse_gen.families.andor import explorer, interpret
@@ -20,7 +21,7 @@ def _report(figures):
 
 def test_a_report_without_explorer_data_has_no_script(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"kind": "something else"}))
-    path = evaluation.write_html_report(_report({"samples": "samples.png", "tree": "other.json"}),
+    path = report_lib.write_html_report(_report({"samples": "samples.png", "tree": "other.json"}),
                                         str(tmp_path / "report.html"))
     text = open(path).read()
     assert "<script" not in text and "samples.png" in text and "href='other.json'" in text

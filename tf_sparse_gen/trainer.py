@@ -11,11 +11,9 @@ The run directory's layout and resume rules are `rundir.RunDir`'s.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from typing import Callable, Dict, Optional

@@ -13,7 +13,6 @@ taken from the stored config.json).
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from absl import app, flags, logging

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
-from tf_sparse_gen.fields import ConfigError, check_choice, check_positive, get_path  # noqa: F401
+from tf_sparse_gen.fields import ConfigError, check_choice, check_positive, get_path
 from tf_sparse_gen.sparsity import K, TOPK_IMPLEMENTATIONS, SparsityError, check_k, kept_count
 
 @dataclasses.dataclass

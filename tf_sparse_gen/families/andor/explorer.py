@@ -9,7 +9,7 @@ cropped to the box where it is non-zero (outside its receptive field it is exact
 "http", which a page that must not name a network address should not contain); `fixed` is beta plus the units beyond
 `max_units` (the weakest; they are not toggles then, and `folded` says how many).
 
-The JSON written here (`kind` "basis_explorer") is what `evaluation.write_html_report`
+The JSON written here (`kind` "basis_explorer") is what `report.write_html_report`
 inlines into the page, with its script; no server and no network are involved.
 """
 
