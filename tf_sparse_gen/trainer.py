@@ -189,7 +189,9 @@ class Run:
         t = config.train
         self.source = load_dataset(config.data.dataset, "train", config.data.image_size, config.data.channels,
                                    data_dir=config.data.data_dir, max_examples=config.data.max_examples,
-                                   seed=t.seed, shapes_num_examples=config.data.shapes_num_examples)
+                                   seed=t.seed, shapes_num_examples=config.data.shapes_num_examples, log=log)
+        if self.source.streamed:
+            log(f"dataset: above the in-memory limit, streamed from the data cache {self.source.cache_path}")
         if self.source.skipped:
             log(f"dataset: skipped {len(self.source.skipped)} unreadable file(s), e.g. "
                 + "; ".join(f"{p} ({why})" for p, why in self.source.skipped[:3]))
