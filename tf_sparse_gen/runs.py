@@ -79,6 +79,8 @@ def restore_newest_readable(restore: Callable[[str], None], directory: str,
         try:
             restore(path)
             return path, skipped
+        except ConfigError:  # readable, but not this model's weights: not a damaged file
+            raise
         except _READ_ERRORS as e:
             reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
             log(f"checkpoint {path} is unreadable ({type(e).__name__}: {reason}); trying the one before it")
