@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -30,10 +31,18 @@ def _truncate(run_dir, step):
     return data
 
 
-@pytest.fixture
-def run_dir(tmp_path):
-    d = str(tmp_path / "run")
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("corruption") / "run")
     train(_config(4), d, log=lambda s: None)
+    return d
+
+
+@pytest.fixture
+def run_dir(trained_once, tmp_path):
+    """A fresh copy of one tiny trained run (checkpoints at steps 2 and 4) for each test to damage."""
+    d = str(tmp_path / "run")
+    shutil.copytree(trained_once, d)
     return d
 
 

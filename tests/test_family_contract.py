@@ -1,8 +1,10 @@
 """One contract, run over every registered family (tf_sparse_gen.families.REGISTRY).
 
-Build, two training steps through the harness, a checkpoint round trip, the SavedModel
-export served back, and a mixed-precision step. (The mirrored == one-device check over the
-registry is in test_distribute.py.) A new family gets all of these by registering.
+Build, two training steps through the harness, run.json, a checkpoint round trip and the
+SavedModel export served back. Over the same registry: mirrored == one device
+(test_distribute.py), the EMA round trip (test_ema.py), old run directories
+(test_old_runs.py) and the export's serving checks (test_export.py); mixed precision per family
+is test_precision.py. A new family gets all of these by registering.
 """
 
 import numpy as np
@@ -54,23 +56,3 @@ def test_family_contract(family, tmp_path):
     served = export.load_exported(export.export_model(d))
     np.testing.assert_allclose(served.generate(z.numpy()), images, atol=1e-5)
     assert model.encode_method()["method"]
-
-
-@pytest.mark.parametrize("family", MODELS)
-def test_family_mixed_precision_step(family):
-    import keras
-
-    config = _config(family, **{"train.mixed_precision": "bf16"})
-    try:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        from tf_sparse_gen.data import load_dataset
-
-        source = load_dataset("digits", "train", 16, 1)
-        model = build_model(config, source.num_examples, source.image_shape)
-        model.compile()
-        model.prepare(source)
-        model.fit(source.train_dataset(4, seed=0).take(1), epochs=1, steps_per_epoch=1, verbose=0)
-        assert int(model.nonfinite_streak.numpy()) == 0
-        assert np.all(np.isfinite(np.asarray(model.generate(model.sample_latents(2)), np.float32)))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")

@@ -26,6 +26,17 @@ def show_flags_in_help(module_name: str) -> None:
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
+def run_program(module_name: str, main) -> None:
+    """Runs an absl `main` as a command: TensorFlow's C++ lines filtered, the module's flags in --help."""
+    from absl import app
+
+    from tf_sparse_gen.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
+    show_flags_in_help(module_name)
+    app.run(main)
+
+
 def main(argv=None) -> None:
     argv = sys.argv if argv is None else argv
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help") or argv[1] not in COMMANDS:

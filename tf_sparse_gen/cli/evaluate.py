@@ -58,12 +58,9 @@ def main(argv):
 
 def run() -> None:
     """Console-script entry point (`tf-sparse-gen-evaluate`, and `tf-sparse-gen evaluate`)."""
-    from tf_sparse_gen.cli import show_flags_in_help
-    from tf_sparse_gen.quiet import quiet_tensorflow
+    from tf_sparse_gen.cli import run_program
 
-    quiet_tensorflow()
-    show_flags_in_help(__name__)
-    app.run(main)
+    run_program(__name__, main)
 
 
 if __name__ == "__main__":
