@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tf_sparse_gen import evaluation, export, pretrained
 from tf_sparse_gen.config import get_config
+from tf_sparse_gen.rundir import RunDir
 from tf_sparse_gen.runs import load_trained_model
 from tf_sparse_gen.trainer import train
 
@@ -19,7 +20,7 @@ def test_slim_run_loads_in_evaluate_and_export(tmp_path, monkeypatch):
     train(config, run_dir, log=lambda s: None)
     meta = pretrained.make_slim_run(run_dir, slim_dir, command="train.py --preset=tiny")
     assert meta["step"] == 4 and meta["bytes"] < 10 * 2 ** 20
-    assert pretrained.is_pretrained(slim_dir) and not pretrained.is_pretrained(run_dir)
+    assert RunDir(slim_dir).is_pretrained() and not RunDir(run_dir).is_pretrained()
     ckpt = tf.train.latest_checkpoint(os.path.join(slim_dir, "checkpoints"))
     names = dict(tf.train.list_variables(ckpt))
     assert names["model/latents/.ATTRIBUTES/VARIABLE_VALUE"] == [1, config.andor.z_dim]

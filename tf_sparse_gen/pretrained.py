@@ -13,7 +13,7 @@ directory accepts as it is (evaluate.py, explore.py, `runs.load_trained_model`,
 - `pretrained.json`: where it came from (source run, step, command).
 
 Evaluating such a directory writes nowhere inside it unless asked (evaluate.py's
-`--out_dir`); see `default_eval_dir`.
+`--out_dir`); see `RunDir.eval_dir`.
 """
 
 from __future__ import annotations
@@ -25,15 +25,6 @@ from typing import Optional
 import tensorflow as tf
 
 from tf_sparse_gen.rundir import PRETRAINED_MARKER, RunDir, write_json_atomic
-
-def is_pretrained(model_dir: str) -> bool:
-    return RunDir(model_dir).is_pretrained()
-
-
-def default_eval_dir(model_dir: str) -> str:
-    """model_dir/eval for a run; outside the repository for a shipped run (see `RunDir.eval_dir`)."""
-    return RunDir(model_dir).eval_dir()
-
 
 def make_slim_run(model_dir: str, out_dir: str, command: Optional[str] = None, export: bool = True) -> dict:
     """Writes the slim copy of the run in `model_dir` to `out_dir` (replaced if present)."""

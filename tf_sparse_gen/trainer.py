@@ -182,7 +182,8 @@ class Run:
         self.config = config
         self.model_dir = model_dir
         self.dir = RunDir(model_dir)
-        writes = RunDir(write_dir) if write_dir else self.dir
+        # Where this process writes checkpoints and logs (a non-chief worker: its own temp dir).
+        self.writes = RunDir(write_dir) if write_dir else self.dir
         self.log = log
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = write_dir is None
@@ -202,8 +203,8 @@ class Run:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(step=self.step, model=self.model)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, writes.checkpoints, max_to_keep=t.keep_checkpoints)
-        self.writer = tf.summary.create_file_writer(writes.logs)
+            self.checkpoint, self.writes.checkpoints, max_to_keep=t.keep_checkpoints)
+        self.writer = tf.summary.create_file_writer(self.writes.logs)
         n = min(t.num_sample_images, self.source.num_examples)
         self.fixed_images = tf.constant(self.source.take_images(min(n, 32)))
         self.fixed_z = self.model.sample_latents(n)
@@ -278,7 +279,7 @@ def train(config: Config, model_dir: str, log: Callable[[str], None] = print) ->
 def _train(config: Config, model_dir: str, log, strategy, write_dir: Optional[str], budget: _Budget) -> dict:
     # Loads the data first: a bad dataset fails before any write.
     run = Run(config, model_dir, log, strategy=strategy, write_dir=write_dir)
-    (RunDir(write_dir) if write_dir else run.dir).make_dirs()
+    run.writes.make_dirs()
     resumed = run.restore()
     if run.chief:
         run.dir.write_config(config)
