@@ -22,9 +22,10 @@ def batch_of(n=4, seed=0):
     return tf.constant(idx, tf.int64), tf.constant(src.take_images(n, seed))
 
 
-@pytest.mark.parametrize("block_ks", [[0.25, 0], [0.25, 0.5]])
-def test_basis_identity_holds_at_every_layer(tiny_andor, block_ks):
-    model = make_model(tiny_andor(**{"andor.block_ks": block_ks}))
+@pytest.mark.parametrize("block_ks,upsample", [([0.25, 0], "nearest"), ([0.25, 0.5], "nearest"),
+                                               ([0.25, 0.5], "bilinear")])
+def test_basis_identity_holds_at_every_layer(tiny_andor, block_ks, upsample):
+    model = make_model(tiny_andor(**{"andor.block_ks": block_ks, "andor.upsample": upsample}))
     g = model.generator
     z = tf.random.stateless_normal([g.z_dim], seed=[4, 2]) * 2.0
     rec = interpret.record(g, z)
@@ -186,11 +187,14 @@ def test_mixed_precision_trains_with_float32_outputs_and_loss_scaling(tiny_andor
     assert summary["final_step"] == 2
 
 
-@pytest.mark.parametrize("block_ks,chunk", [([0.25, 0.5, 0], 7), ([0.25, 0.25, 0.25], 256)])
-def test_windowed_contributions_equal_the_full_propagation(tiny_andor, block_ks, chunk):
+@pytest.mark.parametrize("block_ks,chunk,upsample", [([0.25, 0.5, 0], 7, "nearest"),
+                                                     ([0.25, 0.25, 0.25], 256, "nearest"),
+                                                     ([0.25, 0.5, 0], 7, "bilinear")])
+def test_windowed_contributions_equal_the_full_propagation(tiny_andor, block_ks, chunk, upsample):
     """The bounded (chunked, windowed) owner search gives the tree of the full computation."""
     model = make_model(tiny_andor(**{"data.image_size": 32, "andor.block_widths": [8, 6, 4],
-                                     "andor.block_ks": block_ks, "andor.convs_per_block": 2}))
+                                     "andor.block_ks": block_ks, "andor.convs_per_block": 2,
+                                     "andor.upsample": upsample}))
     g = model.generator
     z = tf.random.stateless_normal([g.z_dim], seed=[4, 2]) * 2.0
     rec = interpret.record(g, z)
@@ -210,4 +214,15 @@ def test_windowed_contributions_equal_the_full_propagation(tiny_andor, block_ks,
         strength, owner = interpret.unit_contributions(g, rec, ps, cs, p_units, p_vals, c_units, chunk=chunk)
         np.testing.assert_array_equal(owner, np.argmax(full, axis=0))
         np.testing.assert_allclose(strength, full.max(axis=0), rtol=1e-5, atol=1e-7)
-    assert interpret._receptive_margin(g, g.layer_stages[1], g.layer_stages[2]) == 1  # 2 convs at 2x: 1/2 + 1/2
+    # 2 convs at 2x: 1/2 + 1/2; bilinear upsampling adds one input pixel (1 cell): 2.
+    want = {"nearest": 1, "bilinear": 2}[upsample]
+    assert interpret._receptive_margin(g, g.layer_stages[1], g.layer_stages[2]) == want
+
+
+def test_bilinear_doubling_by_hand(tiny_andor):
+    """Half-pixel bilinear x2 of [a, b] along a row: a, .75a + .25b, .25a + .75b, b (edges clamped)."""
+    g = make_model(tiny_andor(**{"andor.upsample": "bilinear"})).generator
+    row = tf.constant([[[[1.0], [5.0]]]])  # [1, 1, 2, 1]
+    np.testing.assert_allclose(g._double(row).numpy()[0, :, :, 0], [[1.0, 2.0, 4.0, 5.0]] * 2, atol=1e-6)
+    nearest = make_model(tiny_andor()).generator
+    np.testing.assert_array_equal(nearest._double(row).numpy()[0, :, :, 0], [[1.0, 1.0, 5.0, 5.0]] * 2)

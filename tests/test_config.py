@@ -33,6 +33,7 @@ def test_overrides_coerce_types_and_diff_reports_them():
     ({"andor.block_ks": [100, 0]}, "block_ks"),
     ({"andor.block_ks": [0.5]}, "one k per block"),
     ({"andor.fc_k": 1.5}, "fc_k"),
+    ({"andor.upsample": "cubic"}, "andor.upsample"),
     ({"train.batch_size": 0}, "batch_size"),
     ({"andor.sigma": float("nan")}, "finite"),
     ({"nope.field": 1}, "unknown field"),

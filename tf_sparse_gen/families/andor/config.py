@@ -14,7 +14,7 @@ class AndOrConfig:
 
     Generator: FC -> [base_size, base_size, fc_channels] with top-`fc_k`
     channels per position, then one block per entry of `block_widths`
-    (nearest x2 upsample, `convs_per_block` 3x3 conv + ReLU, then top-k per
+    (x2 upsample by `upsample`, `convs_per_block` 3x3 conv + ReLU, then top-k per
     channel over space with the matching entry of `block_ks`), then a 3x3 conv
     + tanh. Critic: 3x3 conv + LReLU (`critic_stem`), then per entry of
     `critic_widths` an average pool and two 3x3 conv + LReLU, then FC(1).
@@ -27,6 +27,8 @@ class AndOrConfig:
     block_widths: Tuple[int, ...] = (64, 32, 16)
     block_ks: Tuple[K, ...] = (0.25, 0.25, 0)
     convs_per_block: int = 2
+    # How each block doubles its input: "nearest" (Table 1) or "bilinear".
+    upsample: str = "nearest"
     sparsity: bool = True
     topk_implementation: str = "auto"  # one of TOPK_IMPLEMENTATIONS
     ebm: bool = True
@@ -72,6 +74,7 @@ def validate(c) -> None:
     a = c.andor
     check_choice("andor.critic_reg", a.critic_reg, ("gp", "sn", "none"))
     check_choice("andor.recon_reduction", a.recon_reduction, ("mean", "sum"))
+    check_choice("andor.upsample", a.upsample, ("nearest", "bilinear"))
     if a.critic_weight is not None:
         check_positive("andor.critic_weight", a.critic_weight, allow_zero=True)
     check_positive("andor.n_critic", a.n_critic)

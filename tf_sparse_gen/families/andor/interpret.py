@@ -83,10 +83,15 @@ def _receptive_margin(generator, start_stage: int, end_stage: int) -> int:
     """How far (in cells of stage `start_stage`) a unit's response spreads by `end_stage`.
 
     Each 3x3 conv spreads a response by one pixel of its own resolution, i.e. by
-    size_start / size_s cells of the start grid; nearest upsampling only refines it.
+    size_start / size_s cells of the start grid; nearest upsampling only refines it,
+    bilinear upsampling spreads it by `upsample_spread` pixels of its input.
     """
     base = generator.stage_size[start_stage]
-    spread = sum(base / generator.stage_size[s] for s in range(start_stage + 1, end_stage + 1))
+    spread = 0.0
+    for s in range(start_stage + 1, end_stage + 1):
+        spread += base / generator.stage_size[s]
+        if generator.stage_upsample[s]:
+            spread += generator.upsample_spread * base / generator.stage_size[s - 1]
     return int(np.ceil(spread - 1e-9))
 
 

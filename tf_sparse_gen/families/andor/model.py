@@ -43,7 +43,7 @@ class CooperativeAndOrModel(GenerativeModel):
             z_dim=a.z_dim, base_size=a.base_size, fc_channels=a.fc_channels, fc_k=a.fc_k,
             block_widths=a.block_widths, block_ks=a.block_ks, convs_per_block=a.convs_per_block,
             out_channels=self.image_shape[-1], sparsity=a.sparsity, topk_implementation=a.topk_implementation,
-            name="generator")
+            upsample=a.upsample, name="generator")
         self.check_image_size(self.generator.image_size)
         self.critic = None
         if a.ebm:

@@ -1,7 +1,7 @@
 """Networks of the sparse AND-OR model (Xing et al., CVPR 2020, Table 1).
 
 The generator is a chain of *stages*; each stage is an affine map (FC, or
-optional nearest x2 upsampling then a 3x3 conv) followed by a gate: ReLU, and
+optional x2 upsampling (nearest or bilinear) then a 3x3 conv) followed by a gate: ReLU, and
 at the last stage of a block a top-k selection. The output stage is a 3x3 conv
 followed by tanh. Because every gate is a 0/1 mask times its input, fixing the
 masks recorded for one z makes the network above any stage linear in that
@@ -23,6 +23,9 @@ from tf_sparse_gen.layers import TopKSparsity
 from tf_sparse_gen.netutils import track_layers
 
 
+UPSAMPLING = ("nearest", "bilinear")
+
+
 class SparseGenerator(keras.Model):
     """Sparse AND-OR generator g(Z; Theta, k).
 
@@ -37,6 +40,9 @@ class SparseGenerator(keras.Model):
         out_channels: image channels.
         sparsity: False builds the same network with no top-k (the dense baseline).
         topk_implementation: `TopKSparsity`'s implementation ("auto", "kernel", "tf").
+        upsample: how each block doubles its input, "nearest" (Table 1's generator) or
+            "bilinear" (half-pixel centres, edges clamped); both are linear, so the
+            fixed-mask identities of the interpretation code hold for either.
 
     Call arguments:
         z: `[B, z_dim]` latents. Returns images `[B, S, S, out_channels]` in [-1, 1].
@@ -44,9 +50,12 @@ class SparseGenerator(keras.Model):
 
     def __init__(self, z_dim: int, base_size: int, fc_channels: int, fc_k, block_widths: Sequence[int],
                  block_ks: Sequence, convs_per_block: int, out_channels: int, sparsity: bool = True,
-                 topk_implementation: str = "auto", **kwargs):
+                 topk_implementation: str = "auto", upsample: str = "nearest", **kwargs):
         super().__init__(**kwargs)
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
         self.z_dim = z_dim
+        self.upsample = upsample
         self.base_size = base_size
         self.fc_channels = fc_channels
         self.out_channels = out_channels
@@ -112,11 +121,22 @@ class SparseGenerator(keras.Model):
             # [B, S*S*C] -> [B, S, S, C]
             return tf.reshape(a, [-1, self.base_size, self.base_size, self.fc_channels])
         if s < len(self.stage_layers) and self.stage_upsample[s]:
-            h = tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)  # nearest x2
+            h = self._double(h)
         a = tf.nn.conv2d(h, kernel, strides=1, padding="SAME")
         if bias:
             a = a + tf.cast(layer.bias, h.dtype)
         return a
+
+    def _double(self, h):
+        """[B, H, W, C] -> [B, 2H, 2W, C] by `self.upsample`."""
+        if self.upsample == "nearest":
+            return tf.repeat(tf.repeat(h, 2, axis=1), 2, axis=2)
+        return tf.cast(tf.image.resize(h, 2 * tf.shape(h)[1:3], method="bilinear"), h.dtype)
+
+    @property
+    def upsample_spread(self) -> int:
+        """How far (in input pixels) one input pixel reaches through `_double`: 0 nearest, 1 bilinear."""
+        return 0 if self.upsample == "nearest" else 1
 
     def _gate(self, s: int, a):
         """ReLU then top-k of stage s; returns (output, 0/1 gate of the stage)."""
