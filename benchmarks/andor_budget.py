@@ -10,6 +10,7 @@ Variants (Fashion-MNIST 32x32, `small` preset, batch 64):
 - abp: sparse, plain alternating back-propagation (no critic);
 - bf16: sparse under --mixed_precision=bf16;
 - paper_balance: sparse with the paper's objective (eq. 15 summed over pixels + eq. 22, weight 1);
+- critic_x5: sparse with a 5x stronger critic term (andor.critic_weight 0.1 instead of 0.02);
 - wgan_gp: the same dense generator and critic trained as a WGAN-GP (no reconstruction term,
   no Langevin inference; 3 critic steps per generator step; generator lr 2e-4), the
   yardstick a user would pick instead. Its reconstructions are Langevin latent optimisation.
@@ -37,12 +38,13 @@ GROUPS = {
     "bf16": ["--mixed_precision=bf16"],
     # The paper's objective: eq. 15 summed over pixels plus eq. 22 at weight 1 (a 20x weaker critic).
     "paper_balance": ["--set=andor.recon_reduction=sum", "--set=andor.critic_weight=null"],
+    "critic_x5": ["--set=andor.critic_weight=0.1"],
     "wgan_gp": ["--sparsity=off", "--set=andor.abp=false", "--set=andor.n_critic=3",
                 "--set=andor.critic_weight=1.0", "--set=andor.g_lr=0.0002"],
 }
 # Run order: one seed of every comparison first, then the seed spread of sparse vs dense.
 ORDER = [("wgan_gp", 0), ("abp", 0), ("sparse", 0), ("dense", 0), ("paper_balance", 0), ("sparse", 1),
-         ("dense", 1), ("sparse", 2), ("dense", 2), ("bf16", 0)]
+         ("dense", 1), ("sparse", 2), ("dense", 2), ("bf16", 0), ("critic_x5", 0)]
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
 COLUMNS = ["fd_fmnist", "kid_fmnist", "is_fmnist", "mse", "stripe_ratio", "hf_ratio", "fd_fmnist_raw",
            "is_fmnist_raw", "stripe_ratio_raw", "hf_ratio_raw"]
