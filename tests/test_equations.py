@@ -322,6 +322,9 @@ def test_evaluation_mse_is_the_per_pixel_error_on_the_01_scale(tmp_path, monkeyp
     class Ref:
         num_examples = n
 
+        def take_images(self, count):  # the "training" images: a mean image of 0.1 everywhere
+            return np.stack([np.zeros(shape), np.full(shape, 0.2)]).astype(np.float32)
+
         def eval_dataset(self, batch_size, limit=None):
             for i in range(0, min(limit, n), batch_size):
                 yield tf.range(i, min(i + batch_size, n)), tf.constant(images[i:i + batch_size])
@@ -340,3 +343,6 @@ def test_evaluation_mse_is_the_per_pixel_error_on_the_01_scale(tmp_path, monkeyp
     assert expected == pytest.approx(np.mean((offset / 2.0) ** 2))
     assert report["metrics"]["mse"]["value"] == pytest.approx(expected, rel=1e-6)
     assert report["metrics"]["mse"]["num_samples"] == n
+    baseline = np.mean(((images.astype(np.float64) - 0.1) / 2.0) ** 2)
+    assert report["metrics"]["mse_mean_image"]["value"] == pytest.approx(baseline, rel=1e-6)
+    assert report["metrics"]["mse_ratio"]["value"] == pytest.approx(expected / baseline, rel=1e-6)

@@ -81,10 +81,12 @@ def test_report_header_directions_kid_subsets_and_timing_table(tmp_path):
               "ema": {"decay": 0.999, "averaged_weights_used": True},
               "metrics": {"fd_fmnist": {"value": 12.5}, "kid_fmnist": {"value": 0.1, "num_subsets": 1,
                                                                       "subset_size": 1000},
-                          "is_fmnist": {"value": 5.0, "std": 0.2}},
+                          "is_fmnist": {"value": 5.0, "std": 0.2}, "mse": {"value": 0.01},
+                          "mse_mean_image": {"value": 0.07}, "mse_ratio": {"value": 0.14}},
               "timing": {"total_seconds": 12.345, "ncc_seconds": 1.0}, "figures": {}}
     page = open(write_html_report(report, str(tmp_path / "report.html"))).read()
     assert "Step 1234, preset small, generator EMA decay 0.999, averaged weights evaluated" in page
     assert "<td>fd_fmnist</td><td>lower</td>" in page and "<td>is_fmnist</td><td>higher</td>" in page
+    assert "<td>mse_mean_image</td><td>(baseline)</td>" in page and "<td>mse_ratio</td><td>lower</td>" in page
     assert "0.1 (1 subset of 1000)" in page and "±" not in page.split("kid_fmnist")[1].split("</tr>")[0]
     assert "<tr><td>total_seconds</td><td>12.35</td></tr>" in page

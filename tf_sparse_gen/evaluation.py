@@ -59,6 +59,10 @@ class _Progress:
         return self.done / max(time.monotonic() - self.start, 1e-9)
 
 
+# Training images whose mean is the `mse` metric's baseline reconstruction.
+MEAN_IMAGES = 10000
+
+
 def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: Optional[str] = None,
              split: str = "test", num_samples: Optional[int] = None, num_reconstructions: Optional[int] = None,
              feature_net: str = "fmnist",
@@ -168,18 +172,29 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
     if "mse" in metrics:
         n_rec = n if num_reconstructions is None else min(int(num_reconstructions), ref.num_examples)
         progress = _Progress(log, "reconstructions", n_rec)
-        total, count, shown = 0.0, 0, None
+        # The baseline: every image "reconstructed" as the mean of (up to MEAN_IMAGES) training images.
+        train_ref = load_dataset(dataset, "train", config.data.image_size, config.data.channels,
+                                 data_dir=config.data.data_dir, max_examples=MEAN_IMAGES, seed=config.train.seed,
+                                 shapes_num_examples=config.data.shapes_num_examples)
+        mean_image = train_ref.take_images(MEAN_IMAGES).astype(np.float64).mean(axis=0)
+        total, baseline, count, shown = 0.0, 0.0, 0, None
         for batch in ref.eval_dataset(batch_size, limit=n_rec):
             images = batch[1]
             recon = tf.cast(model.reconstruct(images), tf.float32)
             # [-1, 1] -> [0, 1]: the squared error scales by 1/4.
             total += float(tf.reduce_sum(tf.square(tf.cast(images, tf.float64) - tf.cast(recon, tf.float64)))) / 4.0
+            baseline += float(np.sum(np.square(images.numpy().astype(np.float64) - mean_image))) / 4.0
             count += int(np.prod(images.shape))
             if shown is None:
                 shown = (images.numpy()[:16], recon.numpy()[:16])
             progress.update(int(images.shape[0]))
         timing["reconstruct_images_per_sec"] = progress.rate
         results["mse"] = {"value": total / count, "num_samples": n_rec, "scale": "[0, 1] per pixel", **where}
+        results["mse_mean_image"] = {"value": baseline / count, "num_samples": n_rec, "scale": "[0, 1] per pixel",
+                                     "of": f"the mean of {train_ref.num_examples} training images as every "
+                                           "reconstruction", **where}
+        results["mse_ratio"] = {"value": total / baseline if baseline else float("nan"),
+                                "of": "mse / mse_mean_image", **where}
         pairs = np.stack([shown[0], shown[1]], axis=1).reshape(-1, *shown[0].shape[1:])
         figures["reconstructions (original | reconstruction)"] = image_lib.save_png(
             image_lib.image_grid(pairs, ncol=8), os.path.join(out_dir, "reconstructions.png"), scale=3)

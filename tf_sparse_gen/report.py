@@ -149,7 +149,8 @@ def _read_explorer(path: str) -> Optional[dict]:
 
 
 # Which way each metric improves (by name prefix), shown in the report.
-_BETTER = (("fd", "lower"), ("fid", "lower"), ("kid", "lower"), ("mse", "lower"), ("is_", "higher"),
+_BETTER = (("fd", "lower"), ("fid", "lower"), ("kid", "lower"), ("mse_mean_image", "(baseline)"), ("mse", "lower"),
+           ("is_", "higher"),
            ("ncc_lift", "higher"), ("ncc_untrained", "(floor)"), ("ncc", "higher"), ("purity", "higher"),
            ("object_purity", "higher"), ("locality", "higher"), ("stripe_ratio", "closer to 1"),
            ("hf_ratio", "closer to 1"), ("active_", "(k sets it)"))
