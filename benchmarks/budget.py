@@ -9,6 +9,12 @@ sample grids beside it. A variant whose JSON exists is skipped, so a stopped
 benchmark continues where it stopped; `--commit` commits each variant's files as
 they are written. The table (`results.md`, `results.json`) is remade after each
 variant from every JSON present, as mean +- std over the seeds of each group.
+
+Two optional hooks let a benchmark measure and report more than evaluate.py does:
+`extra_metrics(run_dir, py, log_path, metrics) -> {name: value}` runs after the
+evaluations (`metrics`: the values so far; run further programs with
+`run_logged`) and its values join the record's metrics; `extra_markdown(table,
+records) -> [lines]` adds a section (e.g. claims) to results.md.
 """
 
 from __future__ import annotations
@@ -22,12 +28,17 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from tf_sparse_gen.rundir import RunDir  # noqa: E402  (TensorFlow-free)
+
+# (run_dir, python executable, log path, metrics so far) -> more metrics of the variant.
+ExtraMetrics = Callable[[str, str, str, Dict[str, float]], Dict[str, float]]
+# (the table summarise() made, every variant record) -> markdown lines for results.md.
+ExtraMarkdown = Callable[[dict, List[dict]], List[str]]
 
 
 @dataclasses.dataclass
@@ -38,18 +49,21 @@ class Variant:
         group: the row of the table (seeds of one group are averaged).
         seed: the run's seed.
         flags: train.py flags of this variant (besides budget, seed and model_dir).
+        extra_metrics: measured after the evaluations (see the module docstring); default
+            the benchmark's own (`main(extra_metrics=...)`).
     """
 
     group: str
     seed: int
     flags: Sequence[str]
+    extra_metrics: Optional[ExtraMetrics] = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:
         return f"{self.group}_s{self.seed}"
 
 
-def _last_json_line(text: str) -> dict:
+def last_json_line(text: str) -> dict:
     for line in reversed(text.strip().splitlines()):
         line = line.strip()
         if line.startswith("{"):
@@ -57,7 +71,8 @@ def _last_json_line(text: str) -> dict:
     raise RuntimeError("no JSON summary in the output:\n" + text[-2000:])
 
 
-def _run(cmd: List[str], log_path: str) -> str:
+def run_logged(cmd: List[str], log_path: str) -> str:
+    """Runs `cmd` in the repository, stderr (and then stdout) appended to `log_path`; returns stdout."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     with open(log_path, "a") as log:
         log.write("$ " + " ".join(cmd) + "\n")
@@ -70,22 +85,24 @@ def _run(cmd: List[str], log_path: str) -> str:
 
 
 def run_variant(v: Variant, cpu_minutes: float, runs_root: str, results_dir: str,
-                eval_flags: Sequence[str], raw_eval_flags: Sequence[str] = ()) -> dict:
+                eval_flags: Sequence[str], raw_eval_flags: Sequence[str] = (),
+                extra_metrics: Optional[ExtraMetrics] = None) -> dict:
     """Trains and evaluates one variant from scratch; returns its result record.
 
     With `raw_eval_flags`, runs that keep a generator EMA are evaluated a second time
     with the raw weights (`--noema`); those metrics are recorded as `<name>_raw`.
+    `v.extra_metrics` (else `extra_metrics`) adds its values to the metrics.
     """
     run_dir = os.path.join(runs_root, v.name)
     shutil.rmtree(run_dir, ignore_errors=True)  # a half-trained variant starts again
     os.makedirs(runs_root, exist_ok=True)
     log_path = os.path.join(runs_root, v.name + ".log")
     py = sys.executable
-    train = _last_json_line(_run(
+    train = last_json_line(run_logged(
         [py, "train.py", *v.flags, f"--model_dir={run_dir}", f"--seed={v.seed}", "--train_minutes=0",
          f"--train_cpu_minutes={cpu_minutes}", "--train_steps=100000000",
          "--set=train.sample_every=1000000000", "--set=train.checkpoint_every=1000000000"], log_path))
-    _run([py, "evaluate.py", f"--model_dir={run_dir}", *eval_flags], log_path)
+    run_logged([py, "evaluate.py", f"--model_dir={run_dir}", *eval_flags], log_path)
     rd = RunDir(run_dir)
     metrics_path = os.path.join(rd.eval_dir(), "metrics.json")
     with open(metrics_path) as f:
@@ -94,9 +111,12 @@ def run_variant(v: Variant, cpu_minutes: float, runs_root: str, results_dir: str
     batch = train_config.batch_size
     values = {k: m["value"] for k, m in metrics["metrics"].items()}
     if raw_eval_flags and train_config.ema_decay:
-        _run([py, "evaluate.py", f"--model_dir={run_dir}", "--noema", *raw_eval_flags], log_path)
+        run_logged([py, "evaluate.py", f"--model_dir={run_dir}", "--noema", *raw_eval_flags], log_path)
         with open(metrics_path) as f:
             values.update({k + "_raw": m["value"] for k, m in json.load(f)["metrics"].items()})
+    extra = v.extra_metrics or extra_metrics
+    if extra:
+        values.update(extra(run_dir, py, log_path, dict(values)))
     steps = int(train["final_step"])
     record = {
         "variant": v.name, "group": v.group, "seed": v.seed, "flags": list(v.flags),
@@ -124,9 +144,28 @@ def _mean_std(values: List[float]) -> str:
     return f"{mean:.4g} ± {std:.2g}"
 
 
+def ordering_claim(table: dict, groups: Sequence[str], metric: str, higher_is_better: bool = True) -> str:
+    """Whether the means over seeds of `metric` improve strictly along `groups`, in words.
+
+    "holds" / "does not hold" with the values (mean ± std over seeds), or "not measured
+    yet" naming the groups without a value.
+    """
+    missing = [g for g in groups if not table.get(g, {}).get(metric)]
+    if missing:
+        return "not measured yet (no " + ", ".join(missing) + ")"
+    means = [sum(table[g][metric]) / len(table[g][metric]) for g in groups]
+    holds = all((b > a) if higher_is_better else (b < a) for a, b in zip(means, means[1:]))
+    return ("holds" if holds else "does not hold") + f" ({metric}: " + "; ".join(
+        f"{g} {_mean_std(table[g][metric])}" for g in groups) + ")"
+
+
 def summarise(results_dir: str, title: str, columns: Sequence[str], groups: Sequence[str],
-              baseline: Optional[str] = None, ratio_metric: str = "fd_fmnist", notes: str = "") -> dict:
-    """Remakes results.md / results.json from every variant JSON in `results_dir`."""
+              baseline: Optional[str] = None, ratio_metric: str = "fd_fmnist", notes: str = "",
+              extra_markdown: Optional[ExtraMarkdown] = None) -> dict:
+    """Remakes results.md / results.json from every variant JSON in `results_dir`.
+
+    `extra_markdown(table, records)` returns lines added after the table (and the ratios).
+    """
     records = []
     for path in sorted(glob.glob(os.path.join(results_dir, "*_s[0-9]*.json"))):
         with open(path) as f:
@@ -138,7 +177,7 @@ def summarise(results_dir: str, title: str, columns: Sequence[str], groups: Sequ
             continue
         row = {"seeds": sorted(r["seed"] for r in rs), "steps": [r["steps"] for r in rs]}
         for c in columns:
-            row[c] = [r["metrics"][c] for r in rs if c in r["metrics"]]
+            row[c] = [r["metrics"][c] for r in rs if r["metrics"].get(c) is not None]
         row["images_per_sec"] = [r["images_per_sec"] for r in rs]
         table[g] = row
     lines = [f"# {title}", "", notes, "",
@@ -154,6 +193,8 @@ def summarise(results_dir: str, title: str, columns: Sequence[str], groups: Sequ
         for g, row in table.items():
             if row.get(ratio_metric):
                 lines.append(f"- {g}: {sum(row[ratio_metric]) / len(row[ratio_metric]) / base:.3f}x")
+    if extra_markdown:
+        lines += ["", *extra_markdown(table, records)]
     lines += ["", "Sample grids: `<variant>_samples.png`; reconstructions (original | reconstruction): "
               "`<variant>_reconstructions.png`.", ""]
     with open(os.path.join(results_dir, "results.md"), "w") as f:
@@ -177,7 +218,8 @@ def commit(results_dir: str, message: str) -> None:
 
 
 def main(argv, benchmark_name: str, variants: List[Variant], columns: Sequence[str], eval_flags: Sequence[str],
-         baseline: Optional[str] = None, notes: str = "", raw_eval_flags: Sequence[str] = ()) -> int:
+         baseline: Optional[str] = None, notes: str = "", raw_eval_flags: Sequence[str] = (),
+         extra_metrics: Optional[ExtraMetrics] = None, extra_markdown: Optional[ExtraMarkdown] = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=f"{benchmark_name}: equal CPU-time budgets, resumable.")
@@ -190,7 +232,8 @@ def main(argv, benchmark_name: str, variants: List[Variant], columns: Sequence[s
     parser.add_argument("--commit", action="store_true", help="git-commit each finished variant's results")
     parser.add_argument("--list", action="store_true", help="print the variants and whether each is done")
     args = parser.parse_args(argv)
-    os.makedirs(args.results_dir, exist_ok=True)
+    if not args.list:
+        os.makedirs(args.results_dir, exist_ok=True)
     only = {s for s in args.only.split(",") if s}
     todo = [v for v in variants if not only or v.name in only or v.group in only]
     groups = list(dict.fromkeys(v.group for v in variants))
@@ -205,16 +248,20 @@ def main(argv, benchmark_name: str, variants: List[Variant], columns: Sequence[s
         if args.max_variants and done >= args.max_variants:
             break
         print(f"{benchmark_name}: {v.name} ({args.cpu_minutes:g} CPU-minutes) ...", flush=True)
-        record = run_variant(v, args.cpu_minutes, args.runs_root, args.results_dir, eval_flags, raw_eval_flags)
+        record = run_variant(v, args.cpu_minutes, args.runs_root, args.results_dir, eval_flags, raw_eval_flags,
+                             extra_metrics)
         with open(out + ".tmp", "w") as f:
             json.dump(record, f, indent=2, sort_keys=True)
         os.replace(out + ".tmp", out)
-        summarise(args.results_dir, benchmark_name, columns, groups, baseline=baseline, notes=notes)
+        summarise(args.results_dir, benchmark_name, columns, groups, baseline=baseline, notes=notes,
+                  extra_markdown=extra_markdown)
+        shown = {k: record["metrics"][k] for k in columns if record["metrics"].get(k) is not None}
         print(f"{benchmark_name}: {v.name}: {record['steps']} steps, "
-              + ", ".join(f"{k}={record['metrics'][k]:.4g}" for k in columns if k in record["metrics"]), flush=True)
+              + ", ".join(f"{k}={x:.4g}" for k, x in shown.items()), flush=True)
         if args.commit:
             commit(args.results_dir, f"Benchmark {benchmark_name}: {v.name} results")
         done += 1
     if not args.list:
-        summarise(args.results_dir, benchmark_name, columns, groups, baseline=baseline, notes=notes)
+        summarise(args.results_dir, benchmark_name, columns, groups, baseline=baseline, notes=notes,
+                  extra_markdown=extra_markdown)
     return 0

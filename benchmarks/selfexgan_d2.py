@@ -36,6 +36,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import same_budget_configs  # noqa: E402
+from benchmarks.latent_knn import knn5_codes_vs_pixels  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("steps", 1500, "Training steps per variant (batch 64).")
@@ -68,15 +69,12 @@ def latent_meaning(run_dir: str, out_dir: str) -> dict:
                                         noise=FLAGS.noise, seed=0, dataset=DATASET)
     recon = explore.generate_all(model, explore.encode_all(model, images))
     at_zero = explore.classifier_accuracy(recon, labels, DATASET)
-    knn_images, knn_labels, _ = explore.load_images(config, "test", FLAGS.knn_images)
-    codes = explore.encode_all(model, knn_images)
-    # Reference: the same 5-NN on raw pixels (what a latent with no meaning beyond the image would give).
+    knn = knn5_codes_vs_pixels(model, config, FLAGS.knn_images)  # the latent and, as reference, raw pixels
     return {"labelled_accuracy": noisy["generated"]["accuracy"],
             "labelled_reason": noisy["generated"]["reason"],
             "source_accuracy": noisy["sources"]["accuracy"],
             "recon_label_accuracy": at_zero["accuracy"],
-            "knn5_latent": explore.knn_accuracy(codes, knn_labels),
-            "knn5_pixels": explore.knn_accuracy(knn_images.reshape(len(knn_images), -1), knn_labels),
+            "knn5_latent": knn["knn5_latent"], "knn5_pixels": knn["knn5_pixels"],
             "labelled_png": noisy["png"], "num_sources": int(len(images)),
             "num_generated": noisy["num_generated"], "seconds": time.monotonic() - t0,
             "labelled_classes": int(len(np.unique(labels)))}
