@@ -129,6 +129,18 @@ def test_knn_accuracy():
     assert explore.knn_accuracy(pts, [0, 1, 0, 1, 0, 1], k=2) < 0.5
 
 
+def test_knn_accuracy_in_blocks_equals_the_full_distance_matrix():
+    rng = np.random.default_rng(3)
+    pts, labels = rng.normal(size=(23, 3, 2)), rng.integers(0, 3, 23)
+    flat = pts.reshape(23, -1)
+    d = ((flat[:, None] - flat[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    votes = labels[np.argsort(d, axis=1, kind="stable")[:, :5]]
+    want = np.mean([np.bincount(v).argmax() == y for v, y in zip(votes, labels)])
+    for block in (1, 6 * 23 * 4, 1 << 24):  # one row, four rows, all rows at a time
+        assert explore.knn_accuracy(pts, labels, k=5, block_elements=block) == want
+
+
 def test_unknown_task_and_missing_run(tmp_path):
     with pytest.raises(ValueError, match="unknown task"):
         explore.run_task("paint", str(tmp_path))

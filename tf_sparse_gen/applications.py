@@ -248,14 +248,22 @@ def design_exploration(model, images, out_dir: str, scales: Sequence[float] = (0
     return result
 
 
-def knn_accuracy(points, labels, k: int = 5) -> float:
-    """Leave-one-out k-nearest-neighbour label accuracy of `points` (Euclidean)."""
-    points = np.asarray(points, np.float64)
+def knn_accuracy(points, labels, k: int = 5, block_elements: int = 1 << 24) -> float:
+    """Leave-one-out k-nearest-neighbour label accuracy of `points` (Euclidean; ties: lower index).
+
+    Distances are exact and computed a block of rows at a time, holding at most about
+    `block_elements` coordinate differences (128 MB in float64) however many points.
+    """
+    points = np.asarray(points, np.float64).reshape(len(points), -1)
     labels = np.asarray(labels)
-    d = np.sum(np.square(points[:, None] - points[None]), axis=-1)
-    np.fill_diagonal(d, np.inf)
-    k = min(k, len(points) - 1)
-    nn = np.argsort(d, axis=1)[:, :k]
+    n = len(points)
+    k = min(k, n - 1)
+    rows = max(1, block_elements // max(1, n * points.shape[1]))
+    nn = np.empty((n, k), np.int64)
+    for i in range(0, n, rows):
+        d = np.sum(np.square(points[i:i + rows, None] - points[None]), axis=-1)  # [rows, n]
+        d[np.arange(len(d)), np.arange(i, i + len(d))] = np.inf
+        nn[i:i + rows] = np.argsort(d, axis=1, kind="stable")[:, :k]
     votes = labels[nn]
     pred = np.array([np.bincount(v).argmax() for v in votes])
     return float(np.mean(pred == labels))
