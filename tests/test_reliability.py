@@ -73,7 +73,7 @@ def _scalars(model_dir, tag):
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
-    steps = 24
+    steps = 12
     reference = str(tmp_path / "reference")
     subprocess.run(_train_cmd(reference, steps), env=_env(), check=True, capture_output=True, timeout=300)
 

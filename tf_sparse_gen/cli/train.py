@@ -111,13 +111,17 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from tf_sparse_gen import trainer
     from tf_sparse_gen.config import ConfigError
+
+    try:  # before TensorFlow starts: a bad flag fails in a fraction of a second
+        config = resolve_config()
+    except ConfigError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    from tf_sparse_gen import trainer
     from tf_sparse_gen.data import DatasetError
 
     try:
-        config = resolve_config()
-
         summary = trainer.train(config, FLAGS.model_dir)
         if FLAGS.export:
             from tf_sparse_gen import export
