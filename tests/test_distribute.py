@@ -83,12 +83,13 @@ def test_mirrored_step_equals_one_device_step(family, tmp_path):
     moved = [k for k in a if not np.array_equal(a[k], before[k])]
     assert len(moved) > len(a) // 2, f"{family}: too few variables moved in two steps"
     for key in a:
-        # The updates agree to 1% of the variable's largest update (a missing or doubled
-        # 1 / replicas scaling would be off by 100%); float32 reductions over two replicas
-        # run in another order, and synchronised batch statistics use sums of squares.
+        # The updates agree to 5% in norm (a missing or doubled 1 / replicas scaling would be off
+        # by 50-100%). Not element by element: float32 reductions over two replicas run in another
+        # order and synchronised batch statistics use sums of squares; over two steps that can flip
+        # a few ReLUs and move single elements by several per cent of the largest update.
         update_a, update_b = a[key] - before[key], b[key] - before[key]
-        np.testing.assert_allclose(update_b, update_a, rtol=0, atol=0.01 * np.abs(update_a).max() + 1e-7,
-                                   err_msg=f"{family}: {key}")
+        scale, diff = np.linalg.norm(update_a), np.linalg.norm(update_b - update_a)
+        assert diff <= 0.05 * scale + 1e-7, f"{family}: {key}: |update difference| {diff:.3g}, |update| {scale:.3g}"
     assert int(mirrored.nonfinite_streak.numpy()) == 0
     logs_a = {m.name: float(m.result()) for m in single.metrics}
     logs_b = {m.name: float(m.result()) for m in mirrored.metrics}
