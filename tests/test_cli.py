@@ -38,10 +38,8 @@ def test_train_then_resume_continues_the_step_count(tmp_path):
     assert "resumed from" in second.stdout and "step 4/4" in second.stdout
 
 
-def test_refuses_to_resume_with_another_config(tmp_path):
-    model_dir = str(tmp_path / "run")
-    summary_of(run_train("--preset=tiny", "--dataset=digits", f"--model_dir={model_dir}", "--train_steps=1",
-                         cwd=tmp_path))
+def test_refuses_to_resume_with_another_config(tiny_runs, tmp_path):
+    model_dir = tiny_runs.copy("andor", tmp_path / "run")
     before = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
     proc = run_train(f"--model_dir={model_dir}", "--batch_size=2", cwd=tmp_path)
     assert proc.returncode == 2

@@ -62,10 +62,9 @@ def test_swap_is_an_exchange():
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_checkpoint_round_trip_and_inference_weights(family, tmp_path):
+def test_checkpoint_round_trip_and_inference_weights(family, tiny_runs, tmp_path):
     """The averages are checkpointed; a loaded run generates with them, or with the raw weights."""
-    d = str(tmp_path / family)
-    train(_config(family, **{"train.ema_decay": 0.9}), d, log=lambda s: None)
+    d = tiny_runs.copy(family, tmp_path / family)  # 2 steps, decay 0.9
     ckpt = tf.train.latest_checkpoint(d + "/checkpoints")
     averaged = load_trained_model(d)
     raw = load_trained_model(d, ema=False)
@@ -85,18 +84,16 @@ def test_checkpoint_round_trip_and_inference_weights(family, tmp_path):
     np.testing.assert_allclose(averaged.model.generate(z).numpy(), raw.model.generate(z).numpy(), atol=1e-6)
 
 
-def test_resume_continues_the_average(tmp_path):
-    d = str(tmp_path / "run")
-    config = _config("andor", **{"train.ema_decay": 0.9, "train.train_steps": 2})
-    train(config, d, log=lambda s: None)
-    train(_config("andor", **{"train.ema_decay": 0.9, "train.train_steps": 4}), d, log=lambda s: None)
+def test_resume_continues_the_average(tiny_runs, tmp_path):
+    d = tiny_runs.copy("andor", tmp_path / "run")  # 2 steps, decay 0.9
+    assert int(load_trained_model(d).model.ema_updates.numpy()) == 2
+    train(tiny_runs.tiny_config("andor", **{"train.train_steps": 4}), d, log=lambda s: None)
     model = load_trained_model(d).model
     assert int(model.ema_updates.numpy()) == 4
 
 
-def test_export_serves_the_averaged_weights(tmp_path):
-    d = str(tmp_path / "run")
-    train(_config("andor", **{"train.ema_decay": 0.9}), d, log=lambda s: None)
+def test_export_serves_the_averaged_weights(tiny_runs, tmp_path):
+    d = tiny_runs.copy("andor", tmp_path / "run")
     path = export.export_model(d)
     served = export.load_exported(path)
     averaged = load_trained_model(d).model

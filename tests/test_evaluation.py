@@ -9,20 +9,13 @@ import sys
 
 import pytest
 
-from tf_sparse_gen import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from tf_sparse_gen.config import get_config
-
-    model_dir = str(tmp_path_factory.mktemp("eval") / "run")
-    config = get_config("andor", "tiny", {"data.dataset": "digits", "train.train_minutes": 0.0,
-                                          "train.train_steps": 2, "andor.block_ks": [0.25, 0.25]})
-    trainer.train(config, model_dir, log=lambda s: None)
-    return model_dir
+def tiny_run(tmp_path_factory, tiny_runs):
+    return tiny_runs.copy("andor", tmp_path_factory.mktemp("eval") / "run", **{"andor.block_ks": [0.25, 0.25]})
 
 
 def run_evaluate(*args):

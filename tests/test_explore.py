@@ -18,14 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny SelfExGAN trained for 4 steps on digits."""
-    from tf_sparse_gen import trainer
-
-    model_dir = str(tmp_path_factory.mktemp("selfex") / "run")
-    config = get_config("selfexgan", "tiny", {"data.dataset": "digits", "train.train_minutes": 0.0})
-    trainer.train(config, model_dir, log=lambda s: None)
-    return model_dir
+def trained(tmp_path_factory, tiny_runs):
+    """The session's tiny SelfExGAN (2 steps on digits)."""
+    return tiny_runs.copy("selfexgan", tmp_path_factory.mktemp("selfex") / "run")
 
 
 def _png(path, min_size=16):

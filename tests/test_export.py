@@ -62,25 +62,15 @@ CHECKER = textwrap.dedent("""
 """)
 
 
-def _train(family, model_dir):
-    from tf_sparse_gen import trainer
-    from tf_sparse_gen.config import get_config
-
-    config = get_config(family, "tiny", {"data.dataset": "digits", "train.train_minutes": 0.0,
-                                         "train.train_steps": 2})
-    trainer.train(config, model_dir, log=lambda s: None)
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_runs):
     """{family: (model_dir, loaded model, step)} of exported tiny runs; reference outputs saved."""
     from tf_sparse_gen import runs as runs_lib
 
     root = tmp_path_factory.mktemp("export")
     out = {}
     for family in FAMILIES:
-        model_dir = str(root / family)
-        _train(family, model_dir)
+        model_dir = tiny_runs.copy(family, root / family)
         path = export.export_model(model_dir)
         assert path == os.path.join(model_dir, "export")
         run = runs_lib.load_trained_model(model_dir)

@@ -1,6 +1,6 @@
 """One contract, run over every registered family (tf_sparse_gen.families.REGISTRY).
 
-Build, two training steps through the harness, run.json, a checkpoint round trip and the
+Build, two training steps through the harness (the session's shared tiny run, tests/conftest.py), run.json, a checkpoint round trip and the
 SavedModel export served back. Over the same registry: mirrored == one device
 (test_distribute.py), the EMA round trip (test_ema.py), old run directories
 (test_old_runs.py) and the export's serving checks (test_export.py); mixed precision per family
@@ -13,16 +13,10 @@ import tensorflow as tf
 
 from tf_sparse_gen import export
 from tf_sparse_gen.config import get_config
-from tf_sparse_gen.families import MODELS, REGISTRY, build_model
+from tf_sparse_gen.families import MODELS, REGISTRY
 from tf_sparse_gen.families.base import GenerativeModel
 from tf_sparse_gen.rundir import RunDir
 from tf_sparse_gen.runs import load_trained_model
-from tf_sparse_gen.trainer import train
-
-
-def _config(family, **overrides):
-    return get_config(family, "tiny", {"data.dataset": "digits", "train.train_minutes": 0.0,
-                                       "train.train_steps": 2, **overrides})
 
 
 def test_registry_is_consistent():
@@ -37,10 +31,10 @@ def test_registry_is_consistent():
 
 
 @pytest.mark.parametrize("family", MODELS)
-def test_family_contract(family, tmp_path):
-    d = str(tmp_path / family)
-    summary = train(_config(family), d, log=lambda s: None)
-    assert summary["final_step"] == 2
+def test_family_contract(family, tiny_runs, tmp_path):
+    d = tiny_runs.copy(family, tmp_path / family)
+    summary = tiny_runs.summary(family)
+    assert summary["final_step"] == 2 and not summary["resumed"]
     info = RunDir(d).read_run_info()
     assert info["image_shape"] == [16, 16, 1] and info["num_examples"] > 0
     run = load_trained_model(d)

@@ -13,18 +13,13 @@ import os
 import numpy as np
 import pytest
 
-from tf_sparse_gen import evaluation, trainer
-from tf_sparse_gen.config import get_config
+from tf_sparse_gen import evaluation
 from tf_sparse_gen.metrics import feature_nets
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    model_dir = str(tmp_path_factory.mktemp("inception") / "run")
-    config = get_config("andor", "tiny", {"data.dataset": "digits", "train.train_minutes": 0.0,
-                                          "train.train_steps": 1, "andor.block_ks": [0.25, 0.25]})
-    trainer.train(config, model_dir, log=lambda s: None)
-    return model_dir
+def tiny_run(tmp_path_factory, tiny_runs):
+    return tiny_runs.copy("andor", tmp_path_factory.mktemp("inception") / "run", **{"andor.block_ks": [0.25, 0.25]})
 
 
 @pytest.fixture(scope="module")

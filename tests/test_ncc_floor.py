@@ -6,7 +6,6 @@ import numpy as np
 from tf_sparse_gen import evaluation
 from tf_sparse_gen.families import build_model
 from tf_sparse_gen.metrics import interpretability_score
-from tf_sparse_gen.trainer import train
 
 
 def test_lift_is_zero_for_a_model_at_initialisation(tiny_andor):
@@ -32,9 +31,8 @@ def test_unit_sample_is_seeded_and_bounded(tiny_andor):
     assert len(a) <= 6 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_evaluate_reports_ncc_floor_and_lift(tiny_andor, tmp_path):
-    d = str(tmp_path / "run")
-    train(tiny_andor(), d, log=lambda s: None)
+def test_evaluate_reports_ncc_floor_and_lift(tiny_runs, tmp_path):
+    d = tiny_runs.copy("andor", tmp_path / "run")
     r = evaluation.evaluate(d, metrics=["ncc"], num_samples=8, ncc_latents=2, ncc_images=20, log=lambda s: None)
     m = r["metrics"]
     assert set(m) == {"ncc", "ncc_untrained", "ncc_lift"}

@@ -239,7 +239,9 @@ def test_config_validation_names_the_field():
 FAST = {"spgan.n_critic": 1, "train.sample_every": 100, "train.checkpoint_every": 100,
         "train.log_every": 100}
 
-@pytest.mark.parametrize("overrides", [{"spgan.reconstructor": False}, {"spgan.sparse_output": False},
+# Both switches off at once (the plain WGAN-GP) and the ResNet body with both on: every branch of
+# the switches runs in one of the two.
+@pytest.mark.parametrize("overrides", [{"spgan.reconstructor": False, "spgan.sparse_output": False},
                                        {"spgan.generator": "resnet"}])
 def test_variants_train_through_the_harness(tmp_path, overrides):
     config = tiny(**overrides, **FAST, **{"train.train_steps": 2})
