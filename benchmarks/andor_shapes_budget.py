@@ -4,7 +4,8 @@
   .venv/bin/python benchmarks/andor_shapes_budget.py --list            # what is done
   .venv/bin/python benchmarks/andor_shapes_budget.py --only=sparse_s0 --cpu_minutes=0.5 --results_dir=/tmp/s
 
-Variants (`shapes` 32x32x3, 20,000 training scenes, `small` preset, batch 64, generator EMA 0.999),
+Variants (`shapes` 32x32x3 scene version 2, 20,000 training scenes, `small` preset, batch 64,
+generator EMA 0.999),
 each trained for the same CPU-time budget on one machine:
 - sparse: the small preset (fc k = 0.1 of the channels per position, block k = 0.25, 0.25, none);
 - dense: the same with sparsity off;
@@ -14,6 +15,9 @@ Metrics (evaluate.py on the test split): reconstruction mse of 1,000 held-out sc
 the mean training image's (`mse_ratio`; the issue's bar is 0.3), per layer object purity (chance:
 1 / 9 object parts), locality (the share of each basis function's energy inside its dominant part)
 and purity, and the NCC lift over the same architecture at initialisation.
+
+Results of scene version 1 (random colours, textured backgrounds; sparse and dense, seed 0) are
+kept in benchmarks/results/andor_shapes_budget_v1/.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ COLUMNS = (["mse", "mse_ratio"] + [f"object_purity_{layer}" for layer in LAYERS]
            + [f"locality_{layer}" for layer in LAYERS] + [f"purity_{layer}" for layer in LAYERS]
            + ["ncc", "ncc_lift"])
 EVAL = ["--num_samples=1000", "--num_reconstructions=1000", "--metrics=mse,purity,ncc,sparsity"]
-NOTES = ("`shapes` 32x32x3 (20,000 training scenes), `small` preset, batch 64, generator EMA 0.999; every "
+NOTES = ("`shapes` 32x32x3 scene version 2 (20,000 training scenes), `small` preset, batch 64, generator EMA 0.999; every "
          "variant trained for the same CPU-time budget on a 2-core CPU machine and evaluated with its "
          "averaged weights. mse: [0, 1]-scale reconstruction error of 1,000 test scenes (100 Langevin steps "
          "from z = 0); mse_ratio: mse / the mean training image's (bar: 0.3). object_purity: chance is 1/9; "

@@ -128,24 +128,44 @@ def test_every_part_of_the_class_is_visible(scenes):
             assert present == wanted, (size, class_name, present)
 
 
+def _luma(rgb):
+    return rgb @ np.array([0.299, 0.587, 0.114])
+
+
+def _touching(part_map, label):
+    """Labels 4-adjacent to pixels of `label`."""
+    mask = part_map == label
+    out = set()
+    for a, b in ((mask[1:], part_map[:-1]), (mask[:-1], part_map[1:]),
+                 (mask[:, 1:], part_map[:, :-1]), (mask[:, :-1], part_map[:, 1:])):
+        out |= set(np.unique(b[a]).tolist())
+    return out - {label}
+
+
 def test_parts_are_flat_coloured_and_stand_out(scenes):
     size, images, labels, part_maps = scenes
     for image, label, part_map in zip(images.astype(np.float64), labels, part_maps):
-        background = np.median(image[part_map == 0], axis=0)
-        # The background is at most faintly textured.
-        assert np.abs(image[part_map == 0] - background).max() <= 2 * shapes._MAX_TEXTURE_AMPLITUDE + 1
-        colours = [background]
+        colour = {}
+        for value in np.unique(part_map):
+            pixels = image[part_map == value]
+            assert len(np.unique(pixels, axis=0)) == 1, f"{shapes.PART_NAMES[value]} is not one flat colour"
+            colour[value] = pixels[0]
+        # Every part stands out from everything it touches, in RGB and in brightness.
+        for value in colour:
+            for other in _touching(part_map, value):
+                name = (size, shapes.PART_NAMES[value], shapes.PART_NAMES[other])
+                assert np.sqrt(((colour[value] - colour[other]) ** 2).sum()) >= 60.0, name
+                assert abs(_luma(colour[value]) - _luma(colour[other])) >= 20.0, name
+
+
+def test_colours_are_the_parts_base_colours_jittered():
+    images, labels, part_maps = shapes.generate_scenes(40, 16, seed=2)
+    for image, label, part_map in zip(images.astype(np.int64), labels, part_maps):
         for name in shapes.CLASS_PARTS[shapes.CLASS_NAMES[label]]:
-            pixels = image[part_map == _part_label(name)]
-            assert len(np.unique(pixels, axis=0)) == 1, f"{name} is not one flat colour"
-            # Every pixel of the part is clearly different from the background.
-            assert np.sqrt(((pixels - background) ** 2).sum(-1)).min() >= 40.0, name
-            colours.append(pixels[0])
-        colours = np.array(colours)
-        gaps = np.sqrt(((colours[:, None] - colours[None]) ** 2).sum(-1))
-        np.fill_diagonal(gaps, np.inf)
-        # The object's parts (and the background) are pairwise distinct colours.
-        assert gaps.min() >= 40.0
+            pixel = image[part_map == _part_label(name)][0]
+            assert np.abs(pixel - np.array(shapes._PART_COLOURS[name])).max() <= shapes._COLOUR_JITTER, name
+        background = image[part_map == 0][0]
+        assert min(np.abs(background - np.array(b)).max() for b in shapes._BACKGROUNDS) <= shapes._COLOUR_JITTER
 
 
 def test_inner_parts_sit_on_the_object():

@@ -572,7 +572,8 @@ def load_dataset(name: str, split: str = "train", image_size: int = 32, channels
                                                              seed=scene_seed, start=start)
                     writer.append(to_size_and_channels(rgb, image_size, channels), lab, parts)
                 return {"source": "shapes"}
-            return _streamed_source(name, split, image_size, channels, {"count": int(count), "seed": int(scene_seed)},
+            return _streamed_source(name, split, image_size, channels, {"count": int(count), "seed": int(scene_seed),
+                                                                 "scene_version": shapes.SCENE_VERSION},
                                     "generated", count * image_size * image_size * (channels + 1), convert,
                                     cache_dir, log, class_names=list(class_names), part_names=part_names)
         raw, labels, part_maps = shapes.generate_scenes(count, image_size, seed=scene_seed)

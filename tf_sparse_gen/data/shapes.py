@@ -1,6 +1,6 @@
 """`shapes`: a procedural dataset of small colour scenes with exact part labels.
 
-Every scene shows one object on a plain or faintly textured background, and
+Every scene shows one object on a plain background, and
 comes with a part map that says, for every pixel, which part of the object (or
 the background) is visible there. The part map is what lets us check later
 whether a generator unit that lights up on, say, eyes really tracks eyes.
@@ -26,17 +26,25 @@ the AND-OR generator models are meant to discover:
 An object is an AND node: all of its parts are present. Each part is an OR
 node: exactly one of its types is drawn. Positions and sizes of the parts are
 jittered inside a fixed layout (eyes above the nose, the nose above the mouth,
-the door at the bottom of the wall, ...), and every scene gets fresh colours
-chosen so that each part stands out from the background, from the part it is
-painted on, and from every other part, both in RGB and in brightness (so parts
-stay separable after conversion to grayscale).
+the door at the bottom of the wall, ...). Every part has its own base colour
+(skin-coloured face, dark eyes, red roof, ...) and the background one of three
+dark tones, each jittered by up to `_COLOUR_JITTER` per channel, so that a part
+stands out from the background and from the part it is painted on, in RGB and in
+brightness (parts stay separable after conversion to grayscale).
+
+Scene version 2 (`SCENE_VERSION`). Version 1 drew every colour at random (only
+subject to the same contrast rules) on a faintly textured background; at the
+`small` preset an AND-OR model trained for 30 CPU-minutes reconstructed those
+scenes as colour blobs and sampled no recognisable object
+(benchmarks/results/andor_shapes_budget_v1/), so the colours now carry the part
+and the background no texture. The geometry is unchanged.
 
 Rasterisation is done with coordinate grids and boolean masks, without
 anti-aliasing: every part is painted in one flat colour, in order (outline or
 wall first, inner parts after), and a pixel's part label is the part painted
 there last. The part map is therefore exact. Shapes are laid out in
 resolution-free coordinates in [0, 1], so the same (index, seed) gives the same
-scene at every `image_size` (only a noise texture, if any, differs). Lines are
+scene at every `image_size`. Lines are
 at least one pixel thick, and a part that would vanish at a small size (or be
 hidden by a later part) gets the pixel under its anchor point, so every part
 of the object covers at least one pixel from size 16 upwards.
@@ -95,16 +103,21 @@ PART_MAP_PALETTE = np.array([
 
 MIN_IMAGE_SIZE = 16
 
+SCENE_VERSION = 2
+"""Changes whenever the same (index, seed) renders differently; part of the data cache's key."""
+
 _FACE, _HOUSE = 0, 1
 _LABEL = {name: i for i, name in enumerate(PART_NAMES)}
-# Colour rules: every part is at least this far (Euclidean RGB) from every
-# other colour in the scene, and at least _MIN_LUMA_GAP brighter or darker than
-# the background and the part it is painted on.
-_MIN_RGB_DISTANCE = 90.0
-_MIN_LUMA_GAP = 40.0
-_COLOUR_CANDIDATES = 48
-_MAX_TEXTURE_AMPLITUDE = 10.0
-_LUMA = np.array([0.299, 0.587, 0.114])
+# Base colours (RGB). Before jitter, every part differs from each part or background
+# it can touch by >= 38 in brightness (ITU-R 601 luma) and >= 90 in RGB distance; the
+# jitter moves a luma by at most _COLOUR_JITTER (tests/test_shapes.py checks the
+# rendered scenes: >= 20 and >= 60 against every 4-adjacent part).
+_PART_COLOURS = {
+    "outline": (235, 190, 150), "left_eye": (30, 30, 40), "right_eye": (30, 30, 40),
+    "nose": (205, 70, 60), "mouth": (130, 20, 40),
+    "wall": (215, 205, 185), "roof": (225, 95, 40), "door": (170, 110, 60), "window": (130, 175, 230)}
+_BACKGROUNDS = ((40, 70, 120), (40, 90, 60), (80, 60, 100))
+_COLOUR_JITTER = 8
 
 Mask = np.ndarray
 # A part to paint: (part label, boolean mask [S, S], anchor point (x, y) in [0, 1]).
@@ -322,47 +335,11 @@ def _house(rng: np.random.Generator, x, y, px: float) -> List[_Part]:
     return parts
 
 
-# ----------------------------------------------------------------------------- colours and background
+# ----------------------------------------------------------------------------- colours
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ _LUMA
-
-
-def _pick_colour(rng: np.random.Generator, chosen: List[np.ndarray],
-                 contrast_with: List[np.ndarray]) -> np.ndarray:
-    """A random colour far from `chosen` in RGB and from `contrast_with` in brightness.
-
-    Always draws the same number of candidates, so the random stream does not
-    depend on which candidate is accepted. If none meets both rules, the one
-    closest to meeting them is used.
-    """
-    cand = rng.integers(0, 256, size=(_COLOUR_CANDIDATES, 3)).astype(np.float64)
-    if not chosen:
-        return cand[0]
-    dist = np.sqrt(((cand[:, None, :] - np.asarray(chosen)[None]) ** 2).sum(-1)).min(1)
-    score = dist / _MIN_RGB_DISTANCE
-    if contrast_with:
-        gap = np.abs(_luma(cand)[:, None] - _luma(np.asarray(contrast_with))[None]).min(1)
-        score = np.minimum(score, gap / _MIN_LUMA_GAP)
-    ok = score >= 1.0
-    return cand[int(np.argmax(ok))] if ok.any() else cand[int(np.argmax(score))]
-
-
-def _texture(rng: np.random.Generator, x, y, size: int) -> np.ndarray:
-    """A faint brightness texture [S, S] in +-_MAX_TEXTURE_AMPLITUDE: none, gradient, stripes or noise."""
-    kind = int(rng.integers(4))
-    amp = rng.uniform(4.0, _MAX_TEXTURE_AMPLITUDE)
-    angle = rng.uniform(0.0, 2.0 * np.pi)
-    freq = rng.uniform(2.5, 5.0)  # stripe periods per image width
-    along = (x - 0.5) * np.cos(angle) + (y - 0.5) * np.sin(angle)  # in [-0.71, 0.71]
-    if kind == 0:
-        return np.zeros((size, size))
-    if kind == 1:
-        return amp * np.clip(along / 0.71, -1.0, 1.0)
-    if kind == 2:
-        return amp * np.where(np.sin(2.0 * np.pi * freq * along) >= 0, 1.0, -1.0)
-    # Drawn last, as the only draw whose count depends on the image size.
-    return rng.uniform(-amp, amp, size=(size, size))
+def _jittered(rng: np.random.Generator, base) -> np.ndarray:
+    """`base` moved by a uniform integer in [-_COLOUR_JITTER, _COLOUR_JITTER] per channel."""
+    return np.clip(np.asarray(base) + rng.integers(-_COLOUR_JITTER, _COLOUR_JITTER + 1, size=3), 0, 255)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -404,20 +381,10 @@ def _render(index: int, size: int, seed: int) -> Tuple[np.ndarray, int, np.ndarr
     label = int(rng.integers(len(CLASS_NAMES)))
     parts = _face(rng, x, y, px) if label == _FACE else _house(rng, x, y, px)
 
-    # Colours: the background, then each part in painting order. The part each
-    # one sits on (the outline or the wall) must contrast with it too.
-    background = _pick_colour(rng, [], [])
-    colours = [background]
-    base = None
-    for i, _ in enumerate(parts):
-        contrast = [background] if i == 0 else [background, base]
-        colour = _pick_colour(rng, colours, contrast)
-        if i == 0:
-            base = colour
-        colours.append(colour)
-
-    texture = _texture(rng, x, y, size)
-    image = np.clip(np.rint(background[None, None, :] + texture[..., None]), 0, 255).astype(np.uint8)
+    # Colours: the background, then each part in painting order (a fixed number of draws).
+    background = _jittered(rng, _BACKGROUNDS[int(rng.integers(len(_BACKGROUNDS)))])
+    colours = [background] + [_jittered(rng, _PART_COLOURS[PART_NAMES[part]]) for part, _, _ in parts]
+    image = np.broadcast_to(background.astype(np.uint8), (size, size, 3)).copy()
     part_map = np.zeros((size, size), dtype=np.uint8)
     for (part, mask, _), colour in zip(parts, colours[1:]):
         image[mask] = colour.astype(np.uint8)
