@@ -9,6 +9,8 @@ unit ablations, exact and free, and the support area) and, on `shapes`, each
 run's mid-layer part x channel effect table.
 
   .venv/bin/python benchmarks/andor_ablation.py --steps=800                          # shapes, small preset
+  .venv/bin/python benchmarks/andor_ablation.py --sparse_dir=pretrained/andor_shapes_sparse \
+      --dense_dir=pretrained/andor_shapes_dense                                     # trained runs, as they are
   .venv/bin/python benchmarks/andor_ablation.py --preset=tiny --steps=2 --image_size=16 --num_images=2   # smoke
 """
 
@@ -35,6 +37,8 @@ flags.DEFINE_integer("max_units", 64, "Strongest units ablated one by one per la
 flags.DEFINE_multi_string("set", [], "Extra train.py --set overrides for both runs.")
 flags.DEFINE_string("runs_dir", None, "Where the runs go (not committed); default benchmarks/out/andor_ablation.")
 flags.DEFINE_string("out", None, "Results; default benchmarks/results/andor_ablation.")
+flags.DEFINE_string("sparse_dir", None, "An existing sparse run (with --dense_dir): nothing is trained.")
+flags.DEFINE_string("dense_dir", None, "An existing dense run, compared with --sparse_dir.")
 
 
 def _run(argv):
@@ -50,7 +54,15 @@ def main(argv):
     out = FLAGS.out or os.path.join(REPO, "benchmarks", "results", "andor_ablation")
     os.makedirs(out, exist_ok=True)
     dirs = {}
+    given = {"sparse": FLAGS.sparse_dir, "dense": FLAGS.dense_dir}
+    if any(given.values()) and not all(given.values()):
+        raise SystemExit("andor_ablation: give both --sparse_dir and --dense_dir, or neither")
+    steps = "as trained"
     for name, sparsity in (("sparse", "on"), ("dense", "off")):
+        if given[name]:
+            dirs[name] = os.path.abspath(given[name])
+            continue
+        steps = f"{FLAGS.steps} steps each"
         dirs[name] = os.path.join(runs_dir, name)
         _run(["train.py", "--model=andor", f"--preset={FLAGS.preset}", f"--dataset={FLAGS.dataset}",
               f"--channels={FLAGS.channels}", f"--image_size={FLAGS.image_size}", f"--sparsity={sparsity}",
@@ -74,7 +86,7 @@ def main(argv):
     with open(os.path.join(out, "ablation.json")) as f:
         saved = json.load(f)
     lines = [f"# AND-OR ablation: sparse vs dense, {FLAGS.dataset} {FLAGS.image_size}px, preset {FLAGS.preset}, "
-             f"{FLAGS.steps} steps each", "",
+             f"{steps}", "", "Runs: " + ", ".join(f"{k} `{v}`" for k, v in dirs.items()), "",
              f"{FLAGS.num_images} held-out images (Langevin inference); up to {FLAGS.max_units} strongest units "
              "per layer and image ablated one at a time; locality = share of the change's energy inside the "
              f"unit's basis support (|B| > {saved['support_fraction']} of its peak); support = that support's "
