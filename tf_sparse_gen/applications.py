@@ -336,15 +336,9 @@ def load_images(config, split: str = "test", count: int = 64, offset: int = 0):
 
     Falls back to the training split when the dataset has no `split`.
     """
-    from tf_sparse_gen.data import DatasetError, load_dataset
+    from tf_sparse_gen.data import load_run_data
 
-    d = config.data
-    kwargs = dict(image_size=d.image_size, channels=d.channels, data_dir=d.data_dir, seed=config.train.seed,
-                  shapes_num_examples=d.shapes_num_examples)
-    try:
-        source = load_dataset(d.dataset, split, max_examples=offset + count, **kwargs)
-    except DatasetError:
-        source = load_dataset(d.dataset, "train", max_examples=offset + count, **kwargs)
+    source = load_run_data(config, split, max_examples=offset + count, fallback_to_train=True)
     images = source.take_images(count, offset)
     labels = source.labels[offset:offset + len(images)] if source.labels is not None else None
     return images, labels, source.class_names

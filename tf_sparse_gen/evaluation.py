@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from tf_sparse_gen import images as image_lib
 from tf_sparse_gen.config import ConfigError
-from tf_sparse_gen.data import DatasetError, load_dataset
+from tf_sparse_gen.data import DatasetError, load_run_data
 from tf_sparse_gen.report import write_html_report
 from tf_sparse_gen.rundir import RunDir
 from tf_sparse_gen.runs import load_trained_model
@@ -95,9 +95,15 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
     trained = load_trained_model(model_dir, ema=ema)
     model, config = trained.model, trained.config
     dataset = dataset or config.data.dataset
-    ref = load_dataset(dataset, split, config.data.image_size, config.data.channels,
-                       data_dir=config.data.data_dir, seed=config.train.seed,
-                       shapes_num_examples=config.data.shapes_num_examples)
+    ref = load_run_data(config, split, dataset=dataset)
+    # Training images for the mse baseline and the NCC match, loaded once with the larger limit.
+    train_limit = max(MEAN_IMAGES if "mse" in metrics else 0, ncc_images if "ncc" in metrics else 0)
+    train_split = []
+
+    def training_images(count):
+        if not train_split:
+            train_split.append(load_run_data(config, "train", dataset=dataset, max_examples=train_limit))
+        return train_split[0].take_images(count)
     n = ref.num_examples if num_samples is None else min(int(num_samples), ref.num_examples)
     if "purity" in metrics:  # checked before any work
         if ref.part_maps is None:
@@ -173,10 +179,8 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
         n_rec = n if num_reconstructions is None else min(int(num_reconstructions), ref.num_examples)
         progress = _Progress(log, "reconstructions", n_rec)
         # The baseline: every image "reconstructed" as the mean of (up to MEAN_IMAGES) training images.
-        train_ref = load_dataset(dataset, "train", config.data.image_size, config.data.channels,
-                                 data_dir=config.data.data_dir, max_examples=MEAN_IMAGES, seed=config.train.seed,
-                                 shapes_num_examples=config.data.shapes_num_examples)
-        mean_image = train_ref.take_images(MEAN_IMAGES).astype(np.float64).mean(axis=0)
+        mean_images = training_images(MEAN_IMAGES)
+        mean_image = mean_images.astype(np.float64).mean(axis=0)
         total, baseline, count, shown = 0.0, 0.0, 0, None
         for batch in ref.eval_dataset(batch_size, limit=n_rec):
             images = batch[1]
@@ -191,7 +195,7 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
         timing["reconstruct_images_per_sec"] = progress.rate
         results["mse"] = {"value": total / count, "num_samples": n_rec, "scale": "[0, 1] per pixel", **where}
         results["mse_mean_image"] = {"value": baseline / count, "num_samples": n_rec, "scale": "[0, 1] per pixel",
-                                     "of": f"the mean of {train_ref.num_examples} training images as every "
+                                     "of": f"the mean of {len(mean_images)} training images as every "
                                            "reconstruction", **where}
         results["mse_ratio"] = {"value": total / baseline if baseline else float("nan"),
                                 "of": "mse / mse_mean_image", **where}
@@ -209,17 +213,14 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
         if templates:
             from tf_sparse_gen.metrics import interpretability_score
 
-            train = load_dataset(dataset, "train", config.data.image_size, config.data.channels,
-                                 data_dir=config.data.data_dir, max_examples=ncc_images, seed=config.train.seed,
-                                 shapes_num_examples=config.data.shapes_num_examples)
             t0 = time.monotonic()
-            images = train.take_images(ncc_images)
+            images = training_images(ncc_images)
             score, per = interpretability_score(templates, images)
             # The floor: the same architecture and seed at initialisation, same latents and protocol.
             floor_templates = model.untrained_copy().interpretability_templates(zs[:ncc_latents])
             floor, _ = interpretability_score(floor_templates, images) if floor_templates else (float("nan"), None)
             timing["ncc_seconds"] = time.monotonic() - t0
-            protocol = {"num_latents": ncc_latents, "num_images": train.num_examples, "dataset": dataset,
+            protocol = {"num_latents": ncc_latents, "num_images": len(images), "dataset": dataset,
                         "split": "train", "units": "a seeded random sample of each latent's active mid-layer "
                         "units (all when fewer)", "crop": "where |B| > 0.1 of its peak"}
             results["ncc"] = {"value": score, "std": float(np.std(per)), "num_templates": len(templates),

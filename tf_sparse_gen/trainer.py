@@ -26,7 +26,7 @@ from tf_sparse_gen import config as config_lib
 from tf_sparse_gen import images as image_lib
 from tf_sparse_gen import runs
 from tf_sparse_gen.config import Config, ConfigError
-from tf_sparse_gen.data import load_dataset
+from tf_sparse_gen.data import load_run_data
 from tf_sparse_gen.families import build_model
 from tf_sparse_gen.rundir import RunDir
 
@@ -188,9 +188,7 @@ class Run:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = write_dir is None
         t = config.train
-        self.source = load_dataset(config.data.dataset, "train", config.data.image_size, config.data.channels,
-                                   data_dir=config.data.data_dir, max_examples=config.data.max_examples,
-                                   seed=t.seed, shapes_num_examples=config.data.shapes_num_examples, log=log)
+        self.source = load_run_data(config, "train", max_examples=config.data.max_examples, log=log)
         if self.source.streamed:
             log(f"dataset: above the in-memory limit, streamed from the data cache {self.source.cache_path}")
         if self.source.skipped:

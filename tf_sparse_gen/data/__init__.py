@@ -507,6 +507,30 @@ def _tfds_source(spec: str, split: str, data_dir: Optional[str], image_size: int
                        labels=np.concatenate(labels) if label_key else None, class_names=class_names)
 
 
+def load_run_data(config, split: str = "train", *, dataset: Optional[str] = None, max_examples: int = 0,
+                  fallback_to_train: bool = False, log: Optional[Callable[[str], None]] = None) -> ImageSource:
+    """`load_dataset` with a run config's data settings: its image size, channels, data_dir,
+    `shapes` size and seed.
+
+    Args:
+        config: a resolved `tf_sparse_gen.config.Config`.
+        split: the split to load.
+        dataset: another dataset than the run's (`evaluate.py --dataset`).
+        max_examples: keep only the first N examples (0 = all).
+        fallback_to_train: a dataset without `split` (a `folder:`) gives its training split instead.
+        log: progress lines of a conversion into the data cache.
+    """
+    d = config.data
+    kwargs = dict(image_size=d.image_size, channels=d.channels, data_dir=d.data_dir, max_examples=max_examples,
+                  seed=config.train.seed, shapes_num_examples=d.shapes_num_examples, log=log)
+    try:
+        return load_dataset(dataset or d.dataset, split, **kwargs)
+    except DatasetError:
+        if not fallback_to_train or split == "train":
+            raise
+        return load_dataset(dataset or d.dataset, "train", **kwargs)
+
+
 def load_dataset(name: str, split: str = "train", image_size: int = 32, channels: int = 1,
                  data_dir: Optional[str] = None, max_examples: int = 0, seed: int = 0,
                  shapes_num_examples: int = 20000, cache_dir: Optional[str] = None,

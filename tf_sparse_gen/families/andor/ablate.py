@@ -207,15 +207,9 @@ def _insertion_units(generator, rec, layer: int, units, values, num: int):
 
 def _latents(model, config, num: int, seed: int, split: str):
     """(latents [N, d], images, part maps or None, part names or None) from held-out images of the run's data."""
-    from tf_sparse_gen.data import DatasetError, load_dataset
+    from tf_sparse_gen.data import load_run_data
 
-    d = config.data
-    kwargs = dict(image_size=d.image_size, channels=d.channels, data_dir=d.data_dir, seed=config.train.seed,
-                  shapes_num_examples=d.shapes_num_examples, max_examples=seed + num)
-    try:
-        source = load_dataset(d.dataset, split, **kwargs)
-    except DatasetError:
-        source = load_dataset(d.dataset, "train", **kwargs)
+    source = load_run_data(config, split, max_examples=seed + num, fallback_to_train=True)
     images = source.take_images(num, seed)
     part_maps = source.part_maps[seed:seed + len(images)] if source.part_maps is not None else None
     zs = np.asarray(model.encode(tf.constant(images, tf.float32)), np.float32)
