@@ -336,7 +336,7 @@ def test_evaluation_mse_is_the_per_pixel_error_on_the_01_scale(tmp_path, monkeyp
     trained = types.SimpleNamespace(model=Model(), config=config, step=1, checkpoint="ckpt",
                                     model_dir=str(tmp_path))
     monkeypatch.setattr(evaluation, "load_trained_model", lambda *a, **k: trained)
-    monkeypatch.setattr(evaluation, "load_dataset", lambda *a, **k: Ref())
+    monkeypatch.setattr(evaluation, "load_run_data", lambda *a, **k: Ref())
     report = evaluation.evaluate(str(tmp_path), metrics=["mse"], batch_size=2, log=lambda s: None)
     # By hand on [0, 1]: 4 images x (8 pixels x 0.2^2) + 1 image x 16 pixels x 0.4^2, over 80 pixels.
     expected = (4 * 8 * 0.04 + 16 * 0.16) / 80
