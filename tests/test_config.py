@@ -1,7 +1,7 @@
 import pytest
 
 from tf_sparse_gen import config as config_lib
-from tf_sparse_gen.config import Config, ConfigError, apply_overrides, get_config
+from tf_sparse_gen.config import Config, ConfigError, get_config
 
 
 @pytest.mark.parametrize("preset", config_lib.PRESETS)

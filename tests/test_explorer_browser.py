@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_sparse_gen import evaluation
 from tf_sparse_gen import report as report_lib
 from tf_sparse_gen import images as image_lib
 from tf_sparse_gen.config import get_config

@@ -1,15 +1,11 @@
 """Tests of tf_sparse_gen.metrics: FD / KID / IS math, NCC matching, feature nets."""
 
-import os
-import sys
+import numpy as np
+import pytest
+from scipy import linalg
 
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from scipy import linalg  # noqa: E402
-
-from tf_sparse_gen.metrics import ncc, stats  # noqa: E402
-from tf_sparse_gen.metrics.stats import (FeatureStats, InceptionScoreStats, frechet_distance,  # noqa: E402
+from tf_sparse_gen.metrics import ncc, stats
+from tf_sparse_gen.metrics.stats import (FeatureStats, InceptionScoreStats, frechet_distance,
                                          inception_score, kernel_inception_distance)
 
 
