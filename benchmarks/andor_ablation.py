@@ -73,7 +73,13 @@ def main(argv):
     proc = _run(["explore.py", f"--model_dir={dirs['sparse']}", "--task=ablate", f"--compare_dir={dirs['dense']}",
                  f"--num_images={FLAGS.num_images}", f"--max_units={FLAGS.max_units}", f"--out_dir={work}"])
     result = json.loads(proc.stdout)
-    shutil.copy(result["json"], os.path.join(out, "ablation.json"))
+    with open(result["json"]) as f:
+        full = json.load(f)
+    for entry in full["runs"].values():  # the per-ablation records (megabytes) stay in the run's folder
+        entry["num_ablations"] = len(entry.pop("ablations"))
+    full["per_ablation_records"] = result["json"]
+    with open(os.path.join(out, "ablation.json"), "w") as f:
+        json.dump(full, f, indent=1)
     for path in result["figures"].values():
         shutil.copy(path, out)
     swaps = {}
@@ -86,7 +92,7 @@ def main(argv):
     with open(os.path.join(out, "ablation.json")) as f:
         saved = json.load(f)
     lines = [f"# AND-OR ablation: sparse vs dense, {FLAGS.dataset} {FLAGS.image_size}px, preset {FLAGS.preset}, "
-             f"{steps}", "", "Runs: " + ", ".join(f"{k} `{v}`" for k, v in dirs.items()), "",
+             f"{steps}", "", "Runs: " + ", ".join(f"{k} `{os.path.relpath(v, REPO)}`" for k, v in dirs.items()), "",
              f"{FLAGS.num_images} held-out images (Langevin inference); up to {FLAGS.max_units} strongest units "
              "per layer and image ablated one at a time; locality = share of the change's energy inside the "
              f"unit's basis support (|B| > {saved['support_fraction']} of its peak); support = that support's "
