@@ -10,7 +10,8 @@ each trained for the same CPU-time budget on one machine:
 - sparse: the small preset (fc k = 0.1 of the channels per position, block k = 0.25, 0.25, none);
 - dense: the same with sparsity off;
 - block_k0.1 / block_k0.05: sparse with block k 0.1 / 0.05 in both sparse blocks;
-- fc_k2 / fc_k1: sparse with 2 / 1 channels kept per position of the 4x4 grid.
+- fc_k2 / fc_k1: sparse with 2 / 1 channels kept per position of the 4x4 grid;
+- abp: sparse without the critic (plain alternating back-propagation), to measure the critic's share.
 Metrics (evaluate.py on the test split): reconstruction mse of 1,000 held-out scenes and its ratio to
 the mean training image's (`mse_ratio`; the issue's bar is 0.3), per layer object purity (chance:
 1 / 9 object parts), locality (the share of each basis function's energy inside its dominant part)
@@ -37,10 +38,11 @@ GROUPS = {
     "block_k0.05": ["--set=andor.block_ks=[0.05,0.05,0]"],
     "fc_k2": ["--set=andor.fc_k=2"],
     "fc_k1": ["--set=andor.fc_k=1"],
+    "abp": ["--ebm=off"],
 }
-# One seed of sparse vs dense first, then their seed spread, then the k sweep.
+# One seed of sparse vs dense first, then their seed spread, then the k sweep and the critic.
 ORDER = [("sparse", 0), ("dense", 0), ("sparse", 1), ("dense", 1), ("sparse", 2), ("dense", 2),
-         ("block_k0.1", 0), ("block_k0.05", 0), ("fc_k2", 0), ("fc_k1", 0)]
+         ("block_k0.1", 0), ("block_k0.05", 0), ("fc_k1", 0), ("abp", 0), ("fc_k2", 0)]
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
 LAYERS = ["fc_4x4", "block0_8x8", "block1_16x16"]
 COLUMNS = (["mse", "mse_ratio"] + [f"object_purity_{layer}" for layer in LAYERS]
