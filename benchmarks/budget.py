@@ -161,10 +161,11 @@ def ordering_claim(table: dict, groups: Sequence[str], metric: str, higher_is_be
 
 def summarise(results_dir: str, title: str, columns: Sequence[str], groups: Sequence[str],
               baseline: Optional[str] = None, ratio_metric: str = "fd_fmnist", notes: str = "",
-              extra_markdown: Optional[ExtraMarkdown] = None) -> dict:
+              extra_markdown: Optional[ExtraMarkdown] = None, sample_grids: bool = True) -> dict:
     """Remakes results.md / results.json from every variant JSON in `results_dir`.
 
-    `extra_markdown(table, records)` returns lines added after the table (and the ratios).
+    `extra_markdown(table, records)` returns lines added after the table (and the ratios);
+    `sample_grids`: the variants' sample grids lie beside the JSONs (results.md says so).
     """
     records = []
     for path in sorted(glob.glob(os.path.join(results_dir, "*_s[0-9]*.json"))):
@@ -195,8 +196,10 @@ def summarise(results_dir: str, title: str, columns: Sequence[str], groups: Sequ
                 lines.append(f"- {g}: {sum(row[ratio_metric]) / len(row[ratio_metric]) / base:.3f}x")
     if extra_markdown:
         lines += ["", *extra_markdown(table, records)]
-    lines += ["", "Sample grids: `<variant>_samples.png`; reconstructions (original | reconstruction): "
-              "`<variant>_reconstructions.png`.", ""]
+    if sample_grids:
+        lines += ["", "Sample grids: `<variant>_samples.png`; reconstructions (original | reconstruction): "
+                  "`<variant>_reconstructions.png`."]
+    lines.append("")
     with open(os.path.join(results_dir, "results.md"), "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(results_dir, "results.json"), "w") as f:

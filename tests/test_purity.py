@@ -114,6 +114,8 @@ def test_evaluate_reports_purity_on_shapes_and_refuses_it_elsewhere(tiny_andor, 
     report = evaluation.evaluate(model_dir, metrics=["purity"], num_samples=4, log=lambda s: None)
     assert {"purity_fc_4x4", "purity_block0_8x8", "purity_block1_16x16"} <= set(report["metrics"])
     assert {"object_purity_fc_4x4", "object_purity_block0_8x8"} <= set(report["metrics"])
+    lift = report["metrics"]["locality_lift_block0_8x8"]
+    assert lift["value"] == report["metrics"]["locality_block0_8x8"]["value"] - lift["mismatched"]
     for rel in report["figures"].values():
         assert os.path.exists(os.path.join(model_dir, "eval", rel))
     saved = json.load(open(os.path.join(model_dir, "eval", "metrics.json")))
@@ -139,3 +141,27 @@ def test_locality_of_a_planted_basis_inside_and_outside_a_mask():
     assert acc.locality(split, part_map) == 4.0 / 6.0
     acc.add("layer", [0, 1], np.stack([inside[..., 0], half]), part_map)
     assert acc.result()["layer"]["locality"] == 0.75
+
+
+def test_mismatched_baseline_scores_the_same_bases_on_the_next_scene(tiny_andor):
+    from tf_sparse_gen.data import load_dataset
+    from tf_sparse_gen.families import build_model
+
+    config = tiny_andor(**{"data.dataset": "shapes", "data.channels": 3, "andor.block_ks": [0.25, 0.25]})
+    model = build_model(config, 10)
+    src = load_dataset("shapes", "test", 16, 3, shapes_num_examples=20)
+    images, maps = src.take_images(2), np.asarray(src.part_maps[:2])
+    assert not np.array_equal(maps[0], maps[1])
+    # The same scene twice: the next scene's map is its own, so the baseline equals the score.
+    same = model_part_purity(model, np.stack([images[0]] * 2), np.stack([maps[0]] * 2), src.part_names)
+    for r in same.values():
+        assert r["mismatched"] == {k: r[k] for k in ("purity", "object_purity", "locality")}
+    # Two scenes whose maps are swapped: the bases are the same, so the baseline is the score of
+    # the swapped maps, and scoring the swapped maps gives the original score as the baseline.
+    plain = model_part_purity(model, images, maps, src.part_names)
+    swapped = model_part_purity(model, images, maps[::-1], src.part_names)
+    for layer in plain:
+        assert plain[layer]["mismatched"]["locality"] == pytest.approx(swapped[layer]["locality"], abs=1e-12)
+        assert swapped[layer]["mismatched"]["object_purity"] == pytest.approx(plain[layer]["object_purity"],
+                                                                              abs=1e-12)
+    assert model_part_purity(model, images[:1], maps[:1], src.part_names)["fc_4x4"]["mismatched"] is None

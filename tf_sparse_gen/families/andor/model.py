@@ -209,6 +209,11 @@ class CooperativeAndOrModel(GenerativeModel):
                                                  "note": "background votes left out"}
             results[f"locality_{layer}"] = {"value": r["locality"], "num_scenes": m,
                                             "of": "share of each basis's energy inside its dominant object part"}
+            if r["mismatched"]:
+                for key in ("object_purity", "locality"):
+                    results[f"{key}_lift_{layer}"] = {
+                        "value": r[key] - r["mismatched"][key], "mismatched": r["mismatched"][key],
+                        "num_scenes": m, "of": f"{key} - the same bases' {key} on the next scene's part map"}
             figures[f"purity {layer}: channel x part shares"] = purity_lib.confusion_heatmap(
                 r, os.path.join(out_dir, f"purity_confusion_{layer}.png"))
             figures[f"purity {layer}: strongest basis | dominant part mask, per frequent channel"] = \

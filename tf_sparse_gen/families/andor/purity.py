@@ -19,6 +19,14 @@ part holding most of it (background energy counts against it); a layer's localit
 is the mean over its units (1 = every basis lies inside one part; a basis spread
 evenly over the whole image scores about the largest part's area share).
 
+*Alignment baselines* (`mismatched`): the same units' bases scored against the part
+map of another scene (scene n + 1 of the set, cyclically). Bases the size of a part
+but placed without regard to where the scene's parts are score as high there as on
+their own scene; the difference (`object_purity - mismatched`, `locality -
+mismatched`) is what the units owe to the scene's actual parts. It is the chance
+level that accounts for part areas and basis sizes, which 1 / number of parts does
+not.
+
 Also reported: the confusion table (channels x parts, vote totals), how many
 channels each part type uses (channels whose dominant part it is), and how many
 part types each channel serves (parts with at least `serve_share` of its votes).
@@ -135,16 +143,21 @@ def model_part_purity(model, images, part_maps, part_names, support_fraction: fl
     layer the config gives a k (sparse layers; with `andor.sparsity` off, the dense
     baseline's same layers, whose active units are the ReLU's non-zeros) has its
     active units (the `max_units` strongest per scene and layer) given basis
-    functions by `interpret.basis_functions`.
+    functions by `interpret.basis_functions`. With two scenes or more, every layer's
+    result holds `mismatched`: purity, object purity and locality of the same bases
+    against the next scene's part map (the alignment baseline).
     """
     from tf_sparse_gen.families.andor import interpret
 
     generator = model.generator
+    part_maps = np.asarray(part_maps)
     acc = PurityAccumulator(part_names, support_fraction)
+    # The alignment baseline: the same bases against the next scene's part map.
+    mismatched = PurityAccumulator(part_names, support_fraction) if len(part_maps) > 1 else None
     zs = model.encode(images).numpy()
     layers = [i for i, k in enumerate(generator.layer_ks) if k]
     strongest: Dict[str, Dict[int, tuple]] = {}
-    for n, (z, part_map) in enumerate(zip(zs, np.asarray(part_maps))):
+    for n, (z, part_map) in enumerate(zip(zs, part_maps)):
         rec = interpret.record(generator, z)
         for layer in layers:
             name = generator.layer_names[layer]
@@ -154,6 +167,8 @@ def model_part_purity(model, images, part_maps, part_names, support_fraction: fl
                 units, values = units[keep], values[keep]
             bases = interpret.basis_functions(generator, rec, layer, units)
             acc.add(name, units[:, 2], bases, part_map)
+            if mismatched is not None:
+                mismatched.add(name, units[:, 2], bases, part_maps[(n + 1) % len(part_maps)])
             best = strongest.setdefault(name, {})
             for u, v in zip(units, values):
                 if int(u[2]) not in best or v > best[int(u[2])][0]:
@@ -161,8 +176,12 @@ def model_part_purity(model, images, part_maps, part_names, support_fraction: fl
         if log and (n + 1) % 20 == 0:
             log(f"purity: {n + 1}/{len(zs)} scenes")
     result = acc.result()
+    baseline = mismatched.result() if mismatched is not None else {}
     for name, per_layer in result.items():
         per_layer["layer_index"] = generator.layer_names.index(name)
+        other = baseline.get(name)
+        per_layer["mismatched"] = ({key: other[key] for key in ("purity", "object_purity", "locality")}
+                                   if other else None)
         for c, info in per_layer["channels"].items():
             value, scene, unit = strongest[name][c]
             info["strongest"] = {"scene": scene, "unit": unit, "activation": value, "z": zs[scene].tolist()}
