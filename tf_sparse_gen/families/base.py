@@ -46,7 +46,7 @@ class GenerativeModel(keras.Model):
         self.last_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False, name="last_nonfinite",
                                           aggregation=first)
         self.check_names: list = []
-        self.ema_weights: list = []
+        self.ema_slots = None  # a tf.Module holding the averages (track_ema), when EMA is on
         self.ema_in_use = False
 
     # ------------------------------------------------------------------ contract
@@ -173,7 +173,11 @@ class GenerativeModel(keras.Model):
         self.ema_slots = tf.Module(name="ema")
         self.ema_slots.averages = [tf.Variable(tf.convert_to_tensor(w), trainable=False, aggregation=first,
                                                name="ema_" + w.name) for w in self._ema_sources]
-        self.ema_weights = list(self.ema_slots.averages)
+
+    @property
+    def ema_weights(self) -> list:
+        """The averages, in the order of the averaged networks' weights ([] when EMA is off)."""
+        return list(self.ema_slots.averages) if self.ema_slots is not None else []
 
     def update_ema(self) -> None:
         """One EMA update (called by each family at the end of its train_step); no-op when off."""
