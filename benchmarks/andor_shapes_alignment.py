@@ -15,7 +15,9 @@ part-sized, or always in the same place, scores the same on both. So
 
 are what the units owe to the scene's parts, and the mismatched values are chance levels that
 account for part areas and basis sizes. Results are written per variant (resumable) and as a
-mean +- std table over seeds, beside the budget's own figures.
+mean +- std table over seeds, with each variant's confusion tables (channels x parts, the 32 most
+frequent channels) as `<variant>_confusion_<layer>.png`, and a table of how far the parts move
+between scenes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -43,13 +46,17 @@ NOTES = ("The andor_shapes_budget runs (30 CPU-minutes each, `small`, EMA 0.999)
          "layout). The lift is the difference. mean ± std over seeds (sample std).")
 
 
-def score(variant: str, run_dir: str, budget_record: dict, log_path: str) -> dict:
+def score(variant: str, run_dir: str, budget_record: dict, log_path: str, results_dir: str) -> dict:
     """Runs evaluate.py's purity on `run_dir` into a separate out_dir; returns this benchmark's record."""
     out_dir = os.path.join(run_dir, "eval_alignment")
     run_logged([sys.executable, "evaluate.py", f"--model_dir={run_dir}", "--metrics=purity",
                 "--num_samples=100", f"--out_dir={out_dir}"], log_path)
     with open(os.path.join(out_dir, "metrics.json")) as f:
         metrics = json.load(f)["metrics"]
+    for layer in LAYERS:  # the confusion tables (channels x parts) as figures, beside the JSON
+        figure = os.path.join(out_dir, f"purity_confusion_{layer}.png")
+        if os.path.exists(figure):
+            shutil.copy(figure, os.path.join(results_dir, f"{variant}_confusion_{layer}.png"))
     values = {}
     for layer in LAYERS:
         for key in ("object_purity", "locality"):
@@ -78,6 +85,31 @@ def lift_markdown(table: dict, records: list) -> list:
                             if f"{key}_lift_{layer}" in r["metrics"]])
                  for key in ("object_purity", "locality") for layer in LAYERS]
         lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    return lines + [""] + layout_markdown()
+
+
+def layout_markdown(num_scenes: int = 100) -> list:
+    """How much the parts move between consecutive test scenes (what the baseline can tell apart)."""
+    import numpy as np
+
+    from tf_sparse_gen.data import load_dataset
+
+    src = load_dataset("shapes", "test", 32, 3)
+    maps = np.asarray(src.part_maps[:num_scenes])
+    following = np.roll(maps, -1, axis=0)
+    lines = [f"The data: how far the parts move from one test scene to the next ({num_scenes} scenes). IoU of a "
+             "part's mask with the same part's mask in the next scene, where both have it (0 = never where it "
+             "was, 1 = the same pixels); area: its share of the image where present.", "",
+             "| part | present in | area | IoU with the next scene |", "|---|---|---|---|"]
+    for label, name in enumerate(src.part_names):
+        present = np.array([(m == label).any() for m in maps])
+        if not present.any():
+            continue
+        ious = [((a == label) & (b == label)).sum() / ((a == label) | (b == label)).sum()
+                for a, b in zip(maps, following) if (a == label).any() and (b == label).any()]
+        area = float(np.mean([(m == label).mean() for m in maps[present]]))
+        lines.append(f"| {name} | {present.mean():.2f} | {area:.3f} | "
+                     + (f"{np.mean(ious):.2f} |" if ious else "- |"))
     return lines
 
 
@@ -105,7 +137,8 @@ def main() -> int:
             continue
         print(f"{NAME}: {v.name} ...", flush=True)
         with open(budget_json) as f:
-            record = score(v.name, run_dir, json.load(f), os.path.join(args.budget_runs_root, v.name + ".log"))
+            record = score(v.name, run_dir, json.load(f), os.path.join(args.budget_runs_root, v.name + ".log"),
+                           args.results_dir)
         with open(out + ".tmp", "w") as f:
             json.dump(record, f, indent=2, sort_keys=True)
         os.replace(out + ".tmp", out)
@@ -115,7 +148,7 @@ def main() -> int:
                                                  if "_lift_" in k), flush=True)
         if args.commit:
             commit(args.results_dir, f"Benchmark {NAME}: {v.name} results")
-    if not args.list:
+    if not args.list and not os.path.exists(os.path.join(args.results_dir, "results.md")):
         summarise(args.results_dir, NAME, COLUMNS, groups, notes=NOTES, extra_markdown=lift_markdown,
                       sample_grids=False)
     return 0
