@@ -188,7 +188,13 @@ class CooperativeAndOrModel(GenerativeModel):
         return templates
 
     def untrained_copy(self):
-        """The same architecture at initialisation, with the run's seed (the NCC floor's model)."""
+        """The same architecture at initialisation, with the run's seed (the NCC floor's model).
+
+        Re-seeds the process's global generators (`keras.utils.set_random_seed` with the
+        run's seed, as `trainer.setup_runtime` does before the run's model is built), so
+        that the copy's initial weights are the run's own: random draws of the caller
+        that rely on the global seed restart from it.
+        """
         keras.utils.set_random_seed(self.cfg.train.seed)
         return type(self)(self.cfg, 1, self.image_shape)
 
