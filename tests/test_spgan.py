@@ -405,3 +405,15 @@ def test_sparsity_controller_config_is_validated():
         tiny(**{"spgan.zero_fraction": 0.5, "spgan.sparse_output": False})
     with pytest.raises(ConfigError, match="threshold_gain"):
         tiny(**{"spgan.zero_fraction": 0.5, "spgan.threshold_gain": 0.0})
+
+
+def test_resnet_blocks_shapes_and_config_round_trip():
+    from tf_sparse_gen.families.spgan.nets import _ResDownBlock, _ResUpBlock
+
+    up = _ResUpBlock(6, 0.9, name="up")
+    assert tuple(up(tf.zeros([2, 4, 4, 3])).shape) == (2, 8, 8, 6)
+    clone = _ResUpBlock.from_config(up.get_config())
+    assert (clone.width, clone.bn_momentum, clone.name) == (6, 0.9, "up")
+    down = _ResDownBlock(5)
+    assert tuple(down(tf.zeros([2, 7, 7, 3])).shape) == (2, 4, 4, 5)
+    assert _ResDownBlock.from_config(down.get_config()).width == 5

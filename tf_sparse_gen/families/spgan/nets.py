@@ -71,10 +71,26 @@ def num_doublings(image_size: int) -> int:
 
 
 class _ResUpBlock(keras.layers.Layer):
-    """BN, ReLU, nearest x2, conv3x3, BN, ReLU, conv3x3; shortcut nearest x2 + conv1x1."""
+    """Residual up-sampling block of the ResNet generator.
+
+    BN, ReLU, nearest x2, conv3x3, BN, ReLU, conv3x3; shortcut nearest x2 + conv1x1.
+
+    Args:
+        width: output channels of both convolutions and of the shortcut.
+        bn_momentum: momentum of the two BatchNormalization layers.
+
+    Call arguments:
+        x: `[B, H, W, C]`; returns `[B, 2H, 2W, width]`.
+        training: whether BatchNormalization uses (and updates) batch statistics.
+
+    References:
+        Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017 (the
+        ResNet generator of its CIFAR-10 experiments).
+    """
 
     def __init__(self, width: int, bn_momentum: float, **kwargs):
         super().__init__(**kwargs)
+        self.width, self.bn_momentum = width, bn_momentum
         self.bn1 = batch_norm(momentum=bn_momentum, name="bn1")
         self.up = keras.layers.UpSampling2D(2, interpolation="nearest")
         self.conv1 = keras.layers.Conv2D(width, 3, padding="same", name="conv1")
@@ -91,16 +107,34 @@ class _ResUpBlock(keras.layers.Layer):
         self.shortcut.build((None, None, None, c))
 
     def call(self, x, training=False):
-        h = self.conv1(self.up(tf.nn.relu(self.bn1(x, training=training))))
+        h = self.conv1(self.up(tf.nn.relu(self.bn1(x, training=training))))  # [B, 2H, 2W, width]
         h = self.conv2(tf.nn.relu(self.bn2(h, training=training)))
         return h + self.shortcut(self.up(x))
 
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "bn_momentum": self.bn_momentum}
+
 
 class _ResDownBlock(keras.layers.Layer):
-    """ReLU, conv3x3, ReLU, conv3x3 (stride 2); shortcut conv1x1 (stride 2). No normalisation."""
+    """Residual down-sampling block of the ResNet critic.
+
+    ReLU, conv3x3, ReLU, conv3x3 (stride 2); shortcut conv1x1 (stride 2). No
+    normalisation (the gradient penalty is per sample).
+
+    Args:
+        width: output channels of both convolutions and of the shortcut.
+
+    Call arguments:
+        x: `[B, H, W, C]`; returns `[B, ceil(H / 2), ceil(W / 2), width]`.
+
+    References:
+        Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017 (the
+        ResNet critic of its CIFAR-10 experiments).
+    """
 
     def __init__(self, width: int, **kwargs):
         super().__init__(**kwargs)
+        self.width = width
         self.conv1 = keras.layers.Conv2D(width, 3, padding="same", name="conv1")
         self.conv2 = keras.layers.Conv2D(width, 3, strides=2, padding="same", name="conv2")
         self.shortcut = keras.layers.Conv2D(width, 1, strides=2, name="shortcut")
@@ -112,8 +146,11 @@ class _ResDownBlock(keras.layers.Layer):
         self.shortcut.build((None, None, None, c))
 
     def call(self, x):
-        h = self.conv2(tf.nn.relu(self.conv1(tf.nn.relu(x))))
+        h = self.conv2(tf.nn.relu(self.conv1(tf.nn.relu(x))))  # [B, H / 2, W / 2, width]
         return h + self.shortcut(x)
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width}
 
 
 class SparsePatchGenerator(keras.Model):
