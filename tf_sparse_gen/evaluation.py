@@ -17,6 +17,7 @@ Features are streamed batch by batch; only the features themselves are kept
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -98,12 +99,10 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
     ref = load_run_data(config, split, dataset=dataset)
     # Training images for the mse baseline and the NCC match, loaded once with the larger limit.
     train_limit = max(MEAN_IMAGES if "mse" in metrics else 0, ncc_images if "ncc" in metrics else 0)
-    train_split = []
 
-    def training_images(count):
-        if not train_split:
-            train_split.append(load_run_data(config, "train", dataset=dataset, max_examples=train_limit))
-        return train_split[0].take_images(count)
+    @functools.lru_cache(maxsize=None)
+    def training_split():  # loaded once, and only when a metric needs it
+        return load_run_data(config, "train", dataset=dataset, max_examples=train_limit)
     n = ref.num_examples if num_samples is None else min(int(num_samples), ref.num_examples)
     if "purity" in metrics:  # checked before any work
         if ref.part_maps is None:
@@ -179,7 +178,7 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
         n_rec = n if num_reconstructions is None else min(int(num_reconstructions), ref.num_examples)
         progress = _Progress(log, "reconstructions", n_rec)
         # The baseline: every image "reconstructed" as the mean of (up to MEAN_IMAGES) training images.
-        mean_images = training_images(MEAN_IMAGES)
+        mean_images = training_split().take_images(MEAN_IMAGES)
         mean_image = mean_images.astype(np.float64).mean(axis=0)
         total, baseline, count, shown = 0.0, 0.0, 0, None
         for batch in ref.eval_dataset(batch_size, limit=n_rec):
@@ -214,7 +213,7 @@ def evaluate(model_dir: str, metrics: Sequence[str] = DEFAULT_METRICS, dataset: 
             from tf_sparse_gen.metrics import interpretability_score
 
             t0 = time.monotonic()
-            images = training_images(ncc_images)
+            images = training_split().take_images(ncc_images)
             score, per = interpretability_score(templates, images)
             # The floor: the same architecture and seed at initialisation, same latents and protocol.
             floor_templates = model.untrained_copy().interpretability_templates(zs[:ncc_latents])
