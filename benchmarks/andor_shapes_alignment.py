@@ -23,6 +23,7 @@ between scenes.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -85,9 +86,10 @@ def lift_markdown(table: dict, records: list) -> list:
                             if f"{key}_lift_{layer}" in r["metrics"]])
                  for key in ("object_purity", "locality") for layer in LAYERS]
         lines.append(f"| {group} | " + " | ".join(cells) + " |")
-    return lines + [""] + layout_markdown()
+    return lines + [""] + list(layout_markdown())
 
 
+@functools.lru_cache(maxsize=None)  # the same data at every summary of one invocation
 def layout_markdown(num_scenes: int = 100) -> list:
     """How much the parts move between consecutive test scenes (what the baseline can tell apart)."""
     import numpy as np
@@ -143,14 +145,14 @@ def main() -> int:
             json.dump(record, f, indent=2, sort_keys=True)
         os.replace(out + ".tmp", out)
         summarise(args.results_dir, NAME, COLUMNS, groups, notes=NOTES, extra_markdown=lift_markdown,
-                      sample_grids=False)
+                  sample_grids=False)
         print(f"{NAME}: {v.name}: " + ", ".join(f"{k}={x:.3f}" for k, x in record["metrics"].items()
                                                  if "_lift_" in k), flush=True)
         if args.commit:
             commit(args.results_dir, f"Benchmark {NAME}: {v.name} results")
     if not args.list and not os.path.exists(os.path.join(args.results_dir, "results.md")):
         summarise(args.results_dir, NAME, COLUMNS, groups, notes=NOTES, extra_markdown=lift_markdown,
-                      sample_grids=False)
+                  sample_grids=False)
     return 0
 
 
