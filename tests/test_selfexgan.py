@@ -63,6 +63,13 @@ def test_batch_kl_is_zero_for_standard_batch_statistics_and_positive_otherwise()
     np.testing.assert_allclose(float(losses.batch_kl_to_standard_normal(one)), expected, rtol=1e-5)
 
 
+def test_cycle_reconstruction_loss_is_the_pixel_mean_of_the_squared_error():
+    x = np.array([[[[1.0], [-1.0]]], [[[0.5], [0.0]]]], np.float32)  # [2, 1, 2, 1]
+    r = np.array([[[[0.0], [0.0]]], [[[0.5], [-0.5]]]], np.float32)
+    # squared errors 1, 1, 0, 0.25 -> mean 2.25 / 4
+    assert float(losses.cycle_reconstruction_loss(x, r)) == pytest.approx(0.5625)
+
+
 def test_minimax_losses_from_logits():
     big = tf.constant([30.0, 30.0])
     assert float(losses.minimax_discriminator_loss(big, -big)) < 1e-6
@@ -212,6 +219,10 @@ def test_config_tables_and_validation():
     with pytest.raises(ConfigError, match="anchor_fraction"):
         _tiny(**{"selfexgan.anchor_fraction": 0.0})  # D2 would have no fake pair
     assert _tiny(**{"selfexgan.anchor_fraction": 0.0, "selfexgan.d2": False}).selfexgan.anchor_fraction == 0.0
+    with pytest.raises(ConfigError, match="recon_weight"):  # no anchors to reconstruct
+        _tiny(**{"selfexgan.anchor_fraction": 0.0, "selfexgan.d2": False, "selfexgan.recon_weight": 1.0})
+    with pytest.raises(ConfigError, match="recon_weight"):
+        _tiny(**{"selfexgan.recon_weight": -1.0})
     with pytest.raises(ConfigError, match="e_fake_weight"):
         _tiny(**{"selfexgan.e_fake_weight": -1.0})
 

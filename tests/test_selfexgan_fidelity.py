@@ -224,7 +224,7 @@ def test_prior_samples_are_drawn_like_sample_latents_and_generate_feeds_G_what_i
 
 # ----------------------------------------------------------------------------- every player's loss
 
-def expected_losses(p, a, e_fake_weight=1.3, kl_weight=0.7):
+def expected_losses(p, a, e_fake_weight=1.3, kl_weight=0.7, recon_weight=0.0):
     """The four players' losses (as functions of their own parameter) and the updated critics."""
     x, c, w, proj, r = p["x"], p["c"], p["w"], p["proj"], p["r"]
     enc = lambda e, imgs=x: e * imgs.reshape(len(imgs), -1) @ proj  # noqa: E731
@@ -249,7 +249,8 @@ def expected_losses(p, a, e_fake_weight=1.3, kl_weight=0.7):
     # G: -log D1(G(z)) over every fake, -log D2(G(a), a) over the anchors (updated critics).
     def g_loss(t):
         f = g(t, z_g)
-        return np.mean(softplus(-a1 * mean_x(f))) + np.mean(softplus(-d2(a2, f[:a], anchors)))
+        return (np.mean(softplus(-a1 * mean_x(f))) + np.mean(softplus(-d2(a2, f[:a], anchors)))
+                + recon_weight * np.mean((x[:a] - g(t, anchors)) ** 2))
 
     # E: -log(1 - D2(x, E(x))) + kl_weight KL(E(x)) + e_fake_weight * -log(1 - D2(G(z_p), E(G(z_p)))),
     # with G's images of the prior samples from G before its update.
@@ -259,17 +260,21 @@ def expected_losses(p, a, e_fake_weight=1.3, kl_weight=0.7):
         out = np.mean(softplus(d2(a2, x, enc(e)))) + kl_weight * kl(enc(e))
         if len(prior) and e_fake_weight:
             out += e_fake_weight * np.mean(softplus(d2(a2, excited, enc(e, excited))))
-        return out
+        # The optional cycle term: G (before its update) of E's codes, so it trains E too.
+        return out + recon_weight * np.mean((x[:a] - g(0.8, enc(e)[:a])) ** 2)
 
     return dict(d1=d1_loss, d2=d2_loss, g=g_loss, e=e_loss, a1=a1, a2=a2)
 
 
-@pytest.mark.parametrize("fraction,e_fake_weight", [(0.5, 1.3), (0.25, 1.3), (0.5, 0.0)])
-def test_one_step_moves_every_player_down_its_own_loss(fraction, e_fake_weight):
-    model, p = toy_model({"selfexgan.anchor_fraction": fraction, "selfexgan.e_fake_weight": e_fake_weight})
+@pytest.mark.parametrize("fraction,e_fake_weight,recon_weight", [(0.5, 1.3, 0.0), (0.25, 1.3, 0.0), (0.5, 0.0, 0.0),
+                                                                  (0.5, 1.3, 2.5)])
+def test_one_step_moves_every_player_down_its_own_loss(fraction, e_fake_weight, recon_weight):
+    model, p = toy_model({"selfexgan.anchor_fraction": fraction, "selfexgan.e_fake_weight": e_fake_weight,
+                          "selfexgan.recon_weight": recon_weight})
     logs, a = run_step(model, p)
     assert a == round(fraction * B)
-    f = expected_losses(p, a, e_fake_weight=e_fake_weight)
+    assert ("recon_loss" in logs) == (recon_weight > 0)
+    f = expected_losses(p, a, e_fake_weight=e_fake_weight, recon_weight=recon_weight)
     np.testing.assert_allclose(model.d1.value, f["a1"], rtol=1e-5)
     np.testing.assert_allclose(model.d2.value, f["a2"], rtol=1e-5)
     np.testing.assert_allclose(model.generator.value, 0.8 - LR * ngrad(f["g"], 0.8), rtol=1e-5)

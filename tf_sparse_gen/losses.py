@@ -107,6 +107,20 @@ def minimax_generator_loss(fake_logits):
     return tf.reduce_mean(tf.nn.softplus(-_f32(fake_logits)))
 
 
+def cycle_reconstruction_loss(images, reconstructions):
+    """L_rec = mean over the batch and the D pixel values of (x - G(E(x)))^2.
+
+    Not in the SelfExGAN thesis, whose point (1) is to train E and G with no
+    reconstruction loss; it is the explicit cycle-consistency term of ALICE
+    (Li et al., "ALICE: Towards Understanding Adversarial Learning for Joint
+    Distribution Matching", NeurIPS 2017, section 4), an option of this project
+    (`selfexgan.recon_weight`) for when the adversarial pair matching alone does
+    not bring G(E(x)) back to x. On the model's [-1, 1] scale: 4x the [0, 1]-scale
+    MSE evaluate.py reports.
+    """
+    return tf.reduce_mean(tf.square(_f32(images) - _f32(reconstructions)))
+
+
 def batch_kl_to_standard_normal(z, epsilon: float = 1e-8):
     """KL = mean_i[(sigma_i^2 + mu_i^2) / 2 - log sigma_i - 1/2].
 

@@ -72,6 +72,10 @@ class SelfExGanConfig:
     # Weight of E's self-excitation term on G's prior-sample images (section 3.3): E treats them
     # as training inputs, -log(1 - D2(G(z), E(G(z)))); 0 = off.
     e_fake_weight: float = 1.0
+    # Weight of an explicit reconstruction term mean((x - G(E(x)))^2) on the anchors, added to both
+    # G's and E's losses (ALICE's cycle consistency; `losses.cycle_reconstruction_loss`). A departure
+    # from the thesis, which has none (0 = off, the thesis): measured in benchmarks/selfexgan_budget.py.
+    recon_weight: float = 0.0
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.99
@@ -129,10 +133,13 @@ def validate(c) -> None:
         check_choice("selfexgan." + path, getattr(x, path), SelfExGanConfig.ACTIVATIONS)
     for path in ("z_dim", "g_base_channels", "g_kernel", "g_out_kernel", "e_kernel", "lr"):
         check_positive("selfexgan." + path, getattr(x, path))
-    for path in ("sphere_radius", "kl_weight", "excite_noise", "d2_x_features", "e_fake_weight"):
+    for path in ("sphere_radius", "kl_weight", "excite_noise", "d2_x_features", "e_fake_weight", "recon_weight"):
         check_positive("selfexgan." + path, getattr(x, path), allow_zero=True)
     if not 0.0 <= x.anchor_fraction <= 1.0:
         raise ConfigError(f"config: 'selfexgan.anchor_fraction' must lie in [0, 1], got {x.anchor_fraction}")
+    if x.recon_weight > 0 and x.anchor_fraction == 0:
+        raise ConfigError("config: 'selfexgan.recon_weight' reconstructs the anchors E(x), but "
+                          "'selfexgan.anchor_fraction'=0 makes none; use a fraction > 0 or recon_weight=0")
     if x.d2 and x.anchor_fraction == 0:
         raise ConfigError("config: 'selfexgan.anchor_fraction'=0 leaves D2 no fake pair (D2 judges the anchors' "
                           "pairs (G(E(x)), E(x)) only); use a fraction > 0 or selfexgan.d2=false")

@@ -61,9 +61,12 @@ anchors, at least 1 when D2 is on; P = B - A prior samples):
    it off.
 
 D1 and D2 are updated on the same fakes; G and E are then updated against
-the updated critics (alternating, one tape per network). There is no
-reconstruction loss (the thesis' point (1)); the reconstruction MSE of
-G(E(x)) is tracked only as a diagnostic, on the [0, 1] scale.
+the updated critics (alternating, one tape per network). By default there is
+no reconstruction loss (the thesis' point (1)); the reconstruction MSE of
+G(E(x)) is tracked as a diagnostic, on the [0, 1] scale. `recon_weight` > 0 (a
+departure, off by default) adds recon_weight * mean((x_a - G(E(x_a)))^2) over
+the anchors' images x_a to both G's and E's losses (ALICE's explicit cycle
+term), with G applied to the codes of E's own tape so that E learns from it.
 
 With `d2=False` (ablation) steps 3 and the D2 terms of 4-5 are dropped, so E
 learns from the KL term alone. `selfexgan.excite_noise` is kept only so that
@@ -110,6 +113,8 @@ class SelfExGAN(GenerativeModel):
                  "recon_mse", "latent_norm", "d1_grad_norm", "g_grad_norm", "e_grad_norm"]
         if self.d2 is not None:
             names += ["d2_loss", "d2_real", "d2_fake", "g_d2_term", "e_d2_term", "e_fake_term", "d2_grad_norm"]
+        if hp.recon_weight > 0:
+            names.append("recon_loss")
         self.trackers = self.make_trackers(names)
         self.track_ema(self.generator)
 
@@ -276,6 +281,14 @@ class SelfExGAN(GenerativeModel):
                     e_fake = losses.minimax_generator_loss(-tf.reshape(excited_logits, [-1]))
                     e_loss = e_loss + hp.e_fake_weight * e_fake
                     logs.update(e_fake_term=e_fake)
+            if hp.recon_weight > 0:
+                # The optional cycle term (a departure, see the config): G(E(x)) of the anchors with E's
+                # codes of this tape, so that it trains E as well as G.
+                recon_loss = losses.cycle_reconstruction_loss(
+                    images[:num_anchors], self.generator(codes[:num_anchors], training=True))
+                g_loss = g_loss + hp.recon_weight * recon_loss
+                e_loss = e_loss + hp.recon_weight * recon_loss
+                logs.update(recon_loss=recon_loss)
         g_grads = self.guarded_update("g_loss", g_tape, self.g_optimizer, g_loss,
                                       self.generator.trainable_variables, checks)
         e_grads = self.guarded_update("e_loss", e_tape, self.e_optimizer, e_loss,
