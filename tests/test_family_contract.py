@@ -1,7 +1,7 @@
 """One contract, run over every registered family (tf_sparse_gen.families.REGISTRY).
 
-Build, two training steps through the harness (the session's shared tiny run, tests/conftest.py), run.json, a checkpoint round trip and the
-SavedModel export served back. Over the same registry: mirrored == one device
+Build, two training steps through the harness (the session's shared tiny run, tests/conftest.py), run.json, a checkpoint round trip, the
+SavedModel export served back and the slim copy that shipped runs are made of. Over the same registry: mirrored == one device
 (test_distribute.py), the EMA round trip (test_ema.py), old run directories
 (test_old_runs.py) and the export's serving checks (test_export.py); mixed precision per family
 is test_precision.py. A new family gets all of these by registering.
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_sparse_gen import export
+from tf_sparse_gen import export, pretrained
 from tf_sparse_gen.config import get_config
 from tf_sparse_gen.families import MODELS, REGISTRY
 from tf_sparse_gen.families.base import GenerativeModel
@@ -50,3 +50,10 @@ def test_family_contract(family, tiny_runs, tmp_path):
     served = export.load_exported(export.export_model(d))
     np.testing.assert_allclose(served.generate(z.numpy()), images, atol=1e-5)
     assert model.encode_method()["method"]
+    # The slim copy a shipped run is made of (pretrained/) generates and encodes the same.
+    meta = pretrained.make_slim_run(d, str(tmp_path / "slim"), command="tiny", export=False)
+    assert meta["step"] == 2
+    slim = load_trained_model(str(tmp_path / "slim")).model
+    np.testing.assert_allclose(slim.generate(z).numpy(), images, atol=1e-6)
+    np.testing.assert_allclose(slim.encode(tf.constant(images)).numpy(), model.encode(tf.constant(images)).numpy(),
+                               atol=1e-5)
