@@ -1,5 +1,6 @@
 """Slim shipped runs (tf_sparse_gen.pretrained): loadable by every run-directory loader, writing nowhere inside."""
 
+import dataclasses
 import json
 import os
 
@@ -18,6 +19,12 @@ def test_slim_run_loads_in_evaluate_and_export(tiny_runs, tmp_path, monkeypatch)
     meta = pretrained.make_slim_run(run_dir, slim_dir, command="train.py --preset=tiny")
     assert meta["step"] == 2 and meta["bytes"] < 10 * 2 ** 20
     assert RunDir(slim_dir).is_pretrained() and not RunDir(run_dir).is_pretrained()
+    # train.py points at shipped runs of the same family and dataset (not at plain runs, not at others).
+    assert pretrained.shipped_runs_like(config, root=str(tmp_path)) == [slim_dir]
+    assert pretrained.shipped_runs_like(tiny_runs.tiny_config("spgan"), root=str(tmp_path)) == []
+    other_data = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset="shapes"))
+    assert pretrained.shipped_runs_like(other_data, root=str(tmp_path)) == []
+    assert "train.py --preset=tiny" in pretrained.describe(slim_dir)
     ckpt = tf.train.latest_checkpoint(os.path.join(slim_dir, "checkpoints"))
     names = dict(tf.train.list_variables(ckpt))
     assert names["model/latents/.ATTRIBUTES/VARIABLE_VALUE"] == [1, config.andor.z_dim]

@@ -18,13 +18,37 @@ Evaluating such a directory writes nowhere inside it unless asked (evaluate.py's
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from typing import Optional
+from typing import List, Optional
 
 import tensorflow as tf
 
 from tf_sparse_gen.rundir import PRETRAINED_MARKER, RunDir, write_json_atomic
+
+# Where the shipped runs live: pretrained/ of the repository (the package is installed editable).
+SHIPPED_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained")
+
+
+def shipped_runs_like(config, root: str = SHIPPED_ROOT) -> List[str]:
+    """The shipped runs under `root` of the same model family and dataset as `config` (sorted paths)."""
+    found = []
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        run = RunDir(os.path.join(root, name))
+        if not run.is_pretrained() or not run.has_config():
+            continue
+        shipped = run.read_config()
+        if shipped.model == config.model and shipped.data.dataset == config.data.dataset:
+            found.append(run.path)
+    return found
+
+
+def describe(path: str) -> str:
+    """One line about a shipped run: its step and the command that made it (pretrained.json)."""
+    with open(os.path.join(path, PRETRAINED_MARKER)) as f:
+        meta = json.load(f)
+    return f"{path} (step {meta.get('step')}; made by {meta.get('command') or 'an unrecorded command'})"
 
 def make_slim_run(model_dir: str, out_dir: str, command: Optional[str] = None, export: bool = True) -> dict:
     """Writes the slim copy of the run in `model_dir` to `out_dir` (replaced if present)."""

@@ -134,6 +134,11 @@ def main(argv):
     except trainer.DivergenceError as e:
         print(f"train.py: {e}", file=sys.stderr)
         return 3
+    from tf_sparse_gen import pretrained
+
+    for path in pretrained.shipped_runs_like(config):
+        print(f"what longer training gives: the shipped run {pretrained.describe(path)}; "
+              f"`evaluate.py --model_dir={path}` writes its report")
     print(json.dumps(summary, default=str))
     return 0
 
