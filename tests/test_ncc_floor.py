@@ -23,6 +23,24 @@ def test_lift_is_zero_for_a_model_at_initialisation(tiny_andor):
     assert interpretability_score(t_model, images)[0] - interpretability_score(t_copy, images)[0] == 0.0
 
 
+def test_untrained_copy_leaves_the_callers_generators_alone(tiny_andor):
+    import random
+
+    config = tiny_andor()
+    keras.utils.set_random_seed(config.train.seed)
+    model = build_model(config, 4)
+    random.seed(123)
+    np.random.seed(456)
+    expected = (random.random(), np.random.random())
+    random.seed(123)
+    np.random.seed(456)
+    copy = model.untrained_copy()
+    assert (random.random(), np.random.random()) == expected
+    # ...and it is still the run's initialisation although the caller's state was not the run's seed.
+    for a, b in zip(model.generator.weights, copy.generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_unit_sample_is_seeded_and_bounded(tiny_andor):
     model = build_model(tiny_andor(), 4)
     zs = model.sample_latents(2)

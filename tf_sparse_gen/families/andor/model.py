@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sparse_gen import losses
+from tf_sparse_gen import losses, netutils
 from tf_sparse_gen.families.base import GenerativeModel
 from tf_sparse_gen.families.andor.nets import EnergyCritic, SparseGenerator
 
@@ -190,13 +190,13 @@ class CooperativeAndOrModel(GenerativeModel):
     def untrained_copy(self):
         """The same architecture at initialisation, with the run's seed (the NCC floor's model).
 
-        Re-seeds the process's global generators (`keras.utils.set_random_seed` with the
-        run's seed, as `trainer.setup_runtime` does before the run's model is built), so
-        that the copy's initial weights are the run's own: random draws of the caller
-        that rely on the global seed restart from it.
+        Built as right after `keras.utils.set_random_seed(train.seed)` (what
+        `trainer.setup_runtime` does before the run's model is built), so its initial
+        weights are the run's own; the caller's global generators are left as they were
+        (`netutils.seeded_construction`).
         """
-        keras.utils.set_random_seed(self.cfg.train.seed)
-        return type(self)(self.cfg, 1, self.image_shape)
+        with netutils.seeded_construction(self.cfg.train.seed):
+            return type(self)(self.cfg, 1, self.image_shape)
 
     has_part_units = True
 
