@@ -71,6 +71,11 @@ def last_json_line(text: str) -> dict:
     raise RuntimeError("no JSON summary in the output:\n" + text[-2000:])
 
 
+def _head_commit() -> Optional[str]:
+    proc = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
 def run_logged(cmd: List[str], log_path: str) -> str:
     """Runs `cmd` in the repository, stderr (and then stdout) appended to `log_path`; returns stdout."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -234,7 +239,11 @@ def main(argv, benchmark_name: str, variants: List[Variant], columns: Sequence[s
     parser.add_argument("--max_variants", type=int, default=0, help="stop after this many new variants (0 = all)")
     parser.add_argument("--commit", action="store_true", help="git-commit each finished variant's results")
     parser.add_argument("--list", action="store_true", help="print the variants and whether each is done")
+    parser.add_argument("--code_commit", default=None,
+                        help="the commit the code under test comes from, recorded per variant (default: "
+                             "`git rev-parse HEAD` of the repository; pass it when running from an exported copy)")
     args = parser.parse_args(argv)
+    code_commit = args.code_commit or _head_commit()
     if not args.list:
         os.makedirs(args.results_dir, exist_ok=True)
     only = {s for s in args.only.split(",") if s}
@@ -253,6 +262,7 @@ def main(argv, benchmark_name: str, variants: List[Variant], columns: Sequence[s
         print(f"{benchmark_name}: {v.name} ({args.cpu_minutes:g} CPU-minutes) ...", flush=True)
         record = run_variant(v, args.cpu_minutes, args.runs_root, args.results_dir, eval_flags, raw_eval_flags,
                              extra_metrics)
+        record["code_commit"] = code_commit
         with open(out + ".tmp", "w") as f:
             json.dump(record, f, indent=2, sort_keys=True)
         os.replace(out + ".tmp", out)
