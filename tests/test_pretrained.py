@@ -54,7 +54,10 @@ SHIPPED = sorted(d for d in os.listdir(os.path.join(REPO, "pretrained"))
 # The issue bars a shipped run is held to, here on 16 held-out images or 64 samples (the README's
 # figures are over 1,000): the [0, 1]-scale mse of the export's `reconstruct`, and how far the share
 # of zero codes of samples may lie from the run's configured target (`spgan.zero_fraction`).
-MSE_BARS = {"andor_shapes_sparse": 0.026, "andor_shapes_dense": 0.026, "selfexgan_fashion_mnist": 0.035}
+# andor_fashion_mnist's issue bar is fd_fmnist <= 6.0 on 10,000 samples (too slow here; its gallery
+# measures it); its mse bar is the project's: 0.015 measured on 1,000 images, the mean image 0.077.
+MSE_BARS = {"andor_shapes_sparse": 0.026, "andor_shapes_dense": 0.026, "andor_fashion_mnist": 0.02,
+            "selfexgan_fashion_mnist": 0.035}
 ZERO_SHARE_TOLERANCE = {"spgan_fashion_mnist": 0.05}
 
 
