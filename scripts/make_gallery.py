@@ -20,6 +20,9 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from tf_sparse_gen import pretrained  # noqa: E402
 
 
 def _run(args):
@@ -48,11 +51,11 @@ def main() -> int:
     parser.add_argument("--num_images", type=int, default=4, help="explore.py --num_images")
     args = parser.parse_args()
 
-    run_dir = os.path.join(REPO, "pretrained", args.name)
+    run_dir = os.path.join(pretrained.SHIPPED_ROOT, args.name)
     if not os.path.isdir(run_dir):
         print(f"make_gallery: {run_dir} does not exist; make it with scripts/make_pretrained.py", file=sys.stderr)
         return 2
-    out = os.path.join(REPO, "docs", "gallery", args.name)
+    out = pretrained.gallery_dir(args.name)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     with tempfile.TemporaryDirectory() as scratch:

@@ -25,6 +25,12 @@ def test_slim_run_loads_in_evaluate_and_export(tiny_runs, tmp_path, monkeypatch)
     other_data = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset="shapes"))
     assert pretrained.shipped_runs_like(other_data, root=str(tmp_path)) == []
     assert "train.py --preset=tiny" in pretrained.describe(slim_dir)
+    # ... and at its gallery report, once scripts/make_gallery.py has made one.
+    gallery = tmp_path / "gallery"
+    assert pretrained.gallery_report(slim_dir, root=str(gallery)) is None
+    os.makedirs(gallery / "slim")
+    (gallery / "slim" / "metrics.md").write_text("| fd_fmnist | 1 |\n")
+    assert pretrained.gallery_report(slim_dir + "/", root=str(gallery)) == str(gallery / "slim" / "metrics.md")
     ckpt = tf.train.latest_checkpoint(os.path.join(slim_dir, "checkpoints"))
     names = dict(tf.train.list_variables(ckpt))
     assert names["model/latents/.ATTRIBUTES/VARIABLE_VALUE"] == [1, config.andor.z_dim]

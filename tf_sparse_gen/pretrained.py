@@ -27,8 +27,22 @@ import tensorflow as tf
 
 from tf_sparse_gen.rundir import PRETRAINED_MARKER, RunDir, write_json_atomic
 
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where the shipped runs live: pretrained/ of the repository (the package is installed editable).
-SHIPPED_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained")
+SHIPPED_ROOT = os.path.join(_REPO, "pretrained")
+# Their README galleries (scripts/make_gallery.py): docs/gallery/<name>/, with metrics.md.
+GALLERY_ROOT = os.path.join(_REPO, "docs", "gallery")
+
+
+def gallery_dir(name: str, root: str = GALLERY_ROOT) -> str:
+    """The gallery folder of the shipped run `name` (pretrained/<name>/)."""
+    return os.path.join(root, name)
+
+
+def gallery_report(path: str, root: str = GALLERY_ROOT) -> Optional[str]:
+    """The gallery's metrics.md of the shipped run at `path`, or None when no gallery was made."""
+    report = os.path.join(gallery_dir(os.path.basename(os.path.normpath(path)), root), "metrics.md")
+    return report if os.path.isfile(report) else None
 
 
 def shipped_runs_like(config, root: str = SHIPPED_ROOT) -> List[str]:

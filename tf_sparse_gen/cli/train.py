@@ -137,8 +137,10 @@ def main(argv):
     from tf_sparse_gen import pretrained
 
     for path in pretrained.shipped_runs_like(config):
+        report = pretrained.gallery_report(path)
         print(f"what longer training gives: the shipped run {pretrained.describe(path)}; "
-              f"`evaluate.py --model_dir={path}` writes its report")
+              + (f"its measured report and figures: {report}; " if report else "")
+              + f"`evaluate.py --model_dir={path}` writes a report of your own")
     print(json.dumps(summary, default=str))
     return 0
 
