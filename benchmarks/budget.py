@@ -89,6 +89,37 @@ def run_logged(cmd: List[str], log_path: str) -> str:
     return proc.stdout
 
 
+def machine() -> Dict[str, object]:
+    """The CPU the variant ran on: its model name and whether it has AVX-512 and bf16 instructions.
+
+    Steps per CPU-second differ by up to 2.6x between this project's machines (an AVX2-only
+    AMD EPYC against an AVX-512 one), so a record says which machine made it.
+    """
+    name, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not name:
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        import platform
+
+        name = platform.processor()
+    return {"cpu": name or "unknown", "cores": os.cpu_count(), "avx512": "avx512f" in flags,
+            "bf16": bool(flags & {"avx512_bf16", "amx_bf16"})}
+
+
+def _machine_label(record: dict) -> str:
+    m = record.get("machine")
+    if not m:
+        return "not recorded"
+    extras = [x for x in ("avx512", "bf16") if m.get(x)]
+    return f"{m['cpu']}" + (f" ({', '.join(extras)})" if extras else " (no AVX-512)")
+
+
 def run_variant(v: Variant, cpu_minutes: float, runs_root: str, results_dir: str,
                 eval_flags: Sequence[str], raw_eval_flags: Sequence[str] = (),
                 extra_metrics: Optional[ExtraMetrics] = None) -> dict:
@@ -131,6 +162,7 @@ def run_variant(v: Variant, cpu_minutes: float, runs_root: str, results_dir: str
         "images_per_cpu_sec": steps * batch / max(train["cpu_seconds"], 1e-9),
         "metrics": values,
         "metric_details": metrics["metrics"], "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine(),
     }
     for kind in ("samples", "reconstructions"):
         path = rd.latest_sample(kind)
@@ -193,6 +225,11 @@ def summarise(results_dir: str, title: str, columns: Sequence[str], groups: Sequ
         cells = [_mean_std(row[c]) for c in columns]
         lines.append(f"| {g} | {','.join(map(str, row['seeds']))} | {_mean_std([float(s) for s in row['steps']])} | "
                      + " | ".join(cells) + f" | {_mean_std(row['images_per_sec'])} |")
+    lines += ["", "Every run (throughput depends on the machine and the day, and fd on the steps reached):", "",
+              "| run | measured at | machine | steps | img per CPU-s |", "|---|---|---|---|---|"]
+    for r in sorted(records, key=lambda r: (r.get("measured_at", ""), r["variant"])):
+        lines.append(f"| {r['variant']} | {r.get('measured_at', '')} | {_machine_label(r)} | {r['steps']} | "
+                     f"{r['images_per_cpu_sec']:.1f} |")
     if baseline and baseline in table and table[baseline].get(ratio_metric):
         base = sum(table[baseline][ratio_metric]) / len(table[baseline][ratio_metric])
         lines += ["", f"{ratio_metric} relative to {baseline} (mean over seeds; < 1 is better):", ""]
