@@ -44,9 +44,10 @@ GROUPS = {
 }
 # Run order: one seed of every comparison first, then the seed spread of sparse vs dense, then a
 # second WGAN-GP seed (seed 0 of wgan_gp, sparse and dense ran on an earlier, slower revision of the
-# training step: see each record's code_commit and images_per_cpu_sec).
+# training step: see each record's code_commit and images_per_cpu_sec). sparse seed 3 runs beside
+# bf16 seed 0 on the same (bf16-capable) machine, so that the two compare.
 ORDER = [("wgan_gp", 0), ("abp", 0), ("sparse", 0), ("dense", 0), ("paper_balance", 0), ("sparse", 1),
-         ("dense", 1), ("sparse", 2), ("dense", 2), ("wgan_gp", 1), ("bf16", 0), ("critic_x5", 0)]
+         ("dense", 1), ("sparse", 2), ("dense", 2), ("wgan_gp", 1), ("bf16", 0), ("sparse", 3), ("critic_x5", 0)]
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
 COLUMNS = ["fd_fmnist", "kid_fmnist", "is_fmnist", "mse", "stripe_ratio", "hf_ratio", "fd_fmnist_raw",
            "is_fmnist_raw", "stripe_ratio_raw", "hf_ratio_raw"]
