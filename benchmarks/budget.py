@@ -264,12 +264,14 @@ def commit(results_dir: str, message: str) -> None:
 
 def main(argv, benchmark_name: str, variants: List[Variant], columns: Sequence[str], eval_flags: Sequence[str],
          baseline: Optional[str] = None, notes: str = "", raw_eval_flags: Sequence[str] = (),
-         extra_metrics: Optional[ExtraMetrics] = None, extra_markdown: Optional[ExtraMarkdown] = None) -> int:
+         extra_metrics: Optional[ExtraMetrics] = None, extra_markdown: Optional[ExtraMarkdown] = None,
+         cpu_minutes: float = 60.0) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=f"{benchmark_name}: equal CPU-time budgets, resumable.")
-    parser.add_argument("--cpu_minutes", type=float, default=60.0,
-                        help="CPU-time budget per variant (60 = 30 minutes of both cores of an idle 2-core machine)")
+    parser.add_argument("--cpu_minutes", type=float, default=cpu_minutes,
+                        help=f"CPU-time budget per variant (default {cpu_minutes:g}; 60 = 30 minutes of both cores "
+                             "of an idle 2-core machine)")
     parser.add_argument("--runs_root", default=os.path.expanduser(f"~/runs/{benchmark_name}"))
     parser.add_argument("--results_dir", default=os.path.join(REPO, "benchmarks", "results", benchmark_name))
     parser.add_argument("--only", default="", help="comma-separated variant names or groups to run")

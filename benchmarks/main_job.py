@@ -39,6 +39,8 @@ GROUPS = {
 ORDER = [("default", 0), ("narrow", 0), ("lr_x2", 0), ("batch32", 0), ("langevin5", 0)]
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
 COLUMNS = ["fd_fmnist", "kid_fmnist", "is_fmnist", "mse", "stripe_ratio", "hf_ratio"]
+# 5 wall-minutes of both cores of a 2-core machine.
+CPU_MINUTES = 10.0
 EVAL = ["--num_samples=5000", "--num_reconstructions=500", "--metrics=fd,kid,is,mse,artefacts"]
 NOTES = ("The README's main job (sparse AND-OR, `small` preset, Fashion-MNIST 32x32x1, batch 64 unless "
          "the variant says otherwise) at its budget: 10 CPU-minutes (5 wall-minutes of both cores of a "
@@ -47,4 +49,5 @@ NOTES = ("The README's main job (sparse AND-OR, `small` preset, Fashion-MNIST 32
          "For reference, benchmarks/results/andor_long: fd_fmnist 19.4 at 2,144 steps.")
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], "main_job", VARIANTS, COLUMNS, EVAL, baseline="default", notes=NOTES))
+    sys.exit(main(sys.argv[1:], "main_job", VARIANTS, COLUMNS, EVAL, baseline="default", notes=NOTES,
+                  cpu_minutes=CPU_MINUTES))
