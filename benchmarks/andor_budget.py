@@ -11,6 +11,8 @@ Variants (Fashion-MNIST 32x32, `small` preset, batch 64):
 - bf16: sparse under --mixed_precision=bf16;
 - paper_balance: sparse with the paper's objective (eq. 15 summed over pixels + eq. 22, weight 1);
 - critic_x5: sparse with a 5x stronger critic term (andor.critic_weight 0.1 instead of 0.02);
+- fast: sparse with learning rates x2, batch 32 and 5 Langevin steps (the best 5-minute recipe of
+  benchmarks/main_job.py), to see whether it holds at 60 CPU-minutes;
 - wgan_gp: the same dense generator and critic trained as a WGAN-GP (no reconstruction term,
   no Langevin inference; 3 critic steps per generator step; generator lr 2e-4), the
   yardstick a user would pick instead. Its reconstructions are Langevin latent optimisation.
@@ -39,6 +41,9 @@ GROUPS = {
     # The paper's objective: eq. 15 summed over pixels plus eq. 22 at weight 1 (a 20x weaker critic).
     "paper_balance": ["--set=andor.recon_reduction=sum", "--set=andor.critic_weight=null"],
     "critic_x5": ["--set=andor.critic_weight=0.1"],
+    # The cheaper-step recipe of benchmarks/main_job.py: learning rates x2, batch 32, 5 Langevin steps.
+    "fast": ["--set=andor.g_lr=0.001", "--set=andor.c_lr=0.0004", "--batch_size=32",
+             "--set=andor.langevin_steps=5"],
     "wgan_gp": ["--sparsity=off", "--set=andor.abp=false", "--set=andor.n_critic=3",
                 "--set=andor.critic_weight=1.0", "--set=andor.g_lr=0.0002"],
 }
@@ -48,8 +53,8 @@ GROUPS = {
 # bf16 seed 0 on the same (bf16-capable) machine, so that the two compare.
 ORDER = [("wgan_gp", 0), ("abp", 0), ("sparse", 0), ("dense", 0), ("paper_balance", 0), ("sparse", 1),
          ("dense", 1), ("sparse", 2), ("dense", 2), ("wgan_gp", 1), ("bf16", 0), ("sparse", 3), ("critic_x5", 0),
-         ("sparse", 4)]
-# Seeds 3 and 4 exist to sit beside a one-seed variant (bf16_s0, paper_balance_s0) on the same
+         ("sparse", 4), ("fast", 0)]
+# Seeds 3 and 4 exist to sit beside one-seed variants (bf16_s0; paper_balance_s0 and fast_s0) on the same
 # machine: steps per CPU-second differ up to 2.6x between this project's machines.
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
 COLUMNS = ["fd_fmnist", "kid_fmnist", "is_fmnist", "mse", "stripe_ratio", "hf_ratio", "fd_fmnist_raw",
