@@ -24,7 +24,7 @@ def test_ratios_of_identical_sets_are_one_and_stripes_raise_them():
     a.update(real)
     b.update(real)
     r = artefact_ratios(a, b)
-    assert r == {"stripe_ratio": 1.0, "hf_ratio": 1.0}
+    assert r == {"stripe_ratio": 1.0, "stripe_excess": 1.0, "hf_ratio": 1.0}
     striped = real.copy()
     striped[:, ::2] += 0.5  # every other row brighter: horizontal stripes
     s = SecondDifferenceStats()
@@ -34,3 +34,20 @@ def test_ratios_of_identical_sets_are_one_and_stripes_raise_them():
     bl = SecondDifferenceStats()
     bl.update(blurred)
     assert artefact_ratios(bl, a)["hf_ratio"] < 0.7
+
+
+def test_stripe_excess_counts_vertical_stripes_like_horizontal_ones():
+    # 3x3 images: only the centre pixel is interior. Horizontal stripe: rows 0, 1, 0 (|d_yy| = 2,
+    # d_xx = 0); the same image transposed is a vertical stripe (d_yy = 0, |d_xx| = 2).
+    rows = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], np.float64)
+    # Real set: one horizontal and one vertical stripe, |d_yy| = |d_xx| = 2 in all: anisotropy 1.
+    real = SecondDifferenceStats()
+    real.update(np.stack([rows, rows.T])[..., None])
+    # Samples: anisotropy (2 + 1 + 0) / (0 + 0 + 1) = 3 with a half-strength vertical stripe beside a
+    # horizontal one, and its mirror 1 / 3 with the roles swapped.
+    horiz, vert = SecondDifferenceStats(), SecondDifferenceStats()
+    horiz.update(np.stack([rows, rows / 2, rows.T / 2])[..., None])
+    vert.update(np.stack([rows.T, rows.T / 2, rows / 2])[..., None])
+    h, v = artefact_ratios(horiz, real), artefact_ratios(vert, real)
+    assert h["stripe_ratio"] == 3.0 and h["stripe_excess"] == 3.0
+    assert abs(v["stripe_ratio"] - 1.0 / 3.0) < 1e-15 and abs(v["stripe_excess"] - 3.0) < 1e-12

@@ -5,7 +5,10 @@ For images in [-1, 1] (float64 sums, streamed batch by batch):
 - second differences along each axis, d_yy = I[y+1] - 2 I[y] + I[y-1] and d_xx likewise;
 - `stripe_ratio` = (mean |d_yy| / mean |d_xx|) of the samples divided by the same ratio of
   real images: above 1 when samples vary more from row to row than the data does
-  (horizontal stripes, grid rows); 1 = as anisotropic as the data;
+  (horizontal stripes, grid rows), below 1 when they vary more from column to column
+  (vertical stripes); 1 = as anisotropic as the data;
+- `stripe_excess` = max(stripe_ratio, 1 / stripe_ratio): stripes in either direction, 1 = none
+  beyond the data's own anisotropy (vertical stripes give 2 as readily as horizontal ones);
 - `hf_ratio` = mean |d_yy + d_xx| (the discrete Laplacian) of the samples divided by that of
   real images: above 1 for specks and torn edges, below 1 for blur.
 """
@@ -39,5 +42,6 @@ class SecondDifferenceStats:
 
 
 def artefact_ratios(samples: SecondDifferenceStats, real: SecondDifferenceStats) -> dict:
-    return {"stripe_ratio": samples.anisotropy() / real.anisotropy(),
+    stripe = samples.anisotropy() / real.anisotropy()
+    return {"stripe_ratio": stripe, "stripe_excess": max(stripe, 1.0 / max(stripe, 1e-300)),
             "hf_ratio": samples.roughness() / max(real.roughness(), 1e-300)}
