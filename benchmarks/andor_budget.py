@@ -29,6 +29,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from budget import Variant, main  # noqa: E402
+from main_job import GROUPS as MAIN_JOB_GROUPS  # noqa: E402
 
 # Every variant keeps a generator EMA (decay 0.999) and is evaluated with it and, for
 # fd/kid/is, with its raw weights too (`<metric>_raw`): the same runs measure what EMA gives.
@@ -41,9 +42,8 @@ GROUPS = {
     # The paper's objective: eq. 15 summed over pixels plus eq. 22 at weight 1 (a 20x weaker critic).
     "paper_balance": ["--set=andor.recon_reduction=sum", "--set=andor.critic_weight=null"],
     "critic_x5": ["--set=andor.critic_weight=0.1"],
-    # The cheaper-step recipe of benchmarks/main_job.py: learning rates x2, batch 32, 5 Langevin steps.
-    "fast": ["--set=andor.g_lr=0.001", "--set=andor.c_lr=0.0004", "--batch_size=32",
-             "--set=andor.langevin_steps=5"],
+    # The cheaper-step recipe of benchmarks/main_job.py (one definition, so the two stay the same).
+    "fast": MAIN_JOB_GROUPS["fast"],
     "wgan_gp": ["--sparsity=off", "--set=andor.abp=false", "--set=andor.n_critic=3",
                 "--set=andor.critic_weight=1.0", "--set=andor.g_lr=0.0002"],
 }
@@ -55,7 +55,7 @@ ORDER = [("wgan_gp", 0), ("abp", 0), ("sparse", 0), ("dense", 0), ("paper_balanc
          ("dense", 1), ("sparse", 2), ("dense", 2), ("wgan_gp", 1), ("bf16", 0), ("sparse", 3), ("critic_x5", 0),
          ("sparse", 4), ("fast", 0)]
 # Seeds 3 and 4 exist to sit beside one-seed variants (bf16_s0; paper_balance_s0 and fast_s0) on the same
-# machine: steps per CPU-second differ up to 2.6x between this project's machines.
+# machine: steps per CPU-second differ up to 2.9x between this project's machines (sparse_s3 against s4).
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
 COLUMNS = ["fd_fmnist", "kid_fmnist", "is_fmnist", "mse", "stripe_ratio", "hf_ratio", "fd_fmnist_raw",
            "is_fmnist_raw", "stripe_ratio_raw", "hf_ratio_raw"]
