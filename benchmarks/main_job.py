@@ -17,10 +17,11 @@ hundred, so the variants trade per-step cost or step size for steps:
 - lr_x2: generator and critic learning rates doubled (1e-3 / 4e-4);
 - lr_x2_batch32: both;
 - fast: lr_x2, batch 32 and 5 Langevin steps;
-- fast_l3: the same with 3 Langevin steps.
+- fast_l3: the same with 3 Langevin steps;
+- fast_b16 / fast_l3_b16: fast / fast_l3 at batch 16 (twice the steps again).
 Results of one machine go in one results directory (`--results_dir`): steps per CPU-second differ
 2.6x between this project's machines, so a table never mixes them (`main_job/` holds the AVX-512
-Xeon's runs, `main_job/epyc_avx2/` the AVX2-only EPYC's).
+Xeon's runs, `main_job/epyc_avx2/` the AVX2-only EPYC's, `main_job/epyc_zen4/` the AVX-512 EPYC's).
 Metrics: fd/kid/is on 5,000 samples (the project's Fashion-MNIST classifier), test reconstruction
 MSE on 500 test images, stripe_ratio / hf_ratio (1 = like the data), steps reached.
 """
@@ -45,9 +46,11 @@ GROUPS = {
     "lr_x2_batch32": LR_X2 + ["--batch_size=32"],
     "fast": LR_X2 + ["--batch_size=32", "--set=andor.langevin_steps=5"],
     "fast_l3": LR_X2 + ["--batch_size=32", "--set=andor.langevin_steps=3"],
+    "fast_b16": LR_X2 + ["--batch_size=16", "--set=andor.langevin_steps=5"],
+    "fast_l3_b16": LR_X2 + ["--batch_size=16", "--set=andor.langevin_steps=3"],
 }
 ORDER = [("default", 0), ("narrow", 0), ("lr_x2", 0), ("batch32", 0), ("fast", 0), ("lr_x2_batch32", 0),
-         ("langevin5", 0), ("fast_l3", 0)]
+         ("langevin5", 0), ("fast_l3", 0), ("fast_b16", 0), ("fast_l3_b16", 0)]
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
 COLUMNS = ["fd_fmnist", "kid_fmnist", "is_fmnist", "mse", "stripe_ratio", "hf_ratio"]
 # 5 wall-minutes of both cores of a 2-core machine.
