@@ -50,7 +50,8 @@ GROUPS = {
     "fast_l3_b16": LR_X2 + ["--batch_size=16", "--set=andor.langevin_steps=3"],
 }
 ORDER = [("default", 0), ("narrow", 0), ("lr_x2", 0), ("batch32", 0), ("fast", 0), ("lr_x2_batch32", 0),
-         ("langevin5", 0), ("fast_l3", 0), ("fast_b16", 0), ("fast_l3_b16", 0)]
+         ("langevin5", 0), ("fast_l3", 0), ("fast_b16", 0), ("fast_l3_b16", 0),
+         ("default", 1), ("fast", 1)]
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
 COLUMNS = ["fd_fmnist", "kid_fmnist", "is_fmnist", "mse", "stripe_ratio", "hf_ratio"]
 # 5 wall-minutes of both cores of a 2-core machine.
