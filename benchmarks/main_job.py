@@ -18,7 +18,10 @@ hundred, so the variants trade per-step cost or step size for steps:
 - lr_x2_batch32: both;
 - fast: lr_x2, batch 32 and 5 Langevin steps;
 - fast_l3: the same with 3 Langevin steps;
-- fast_b16 / fast_l3_b16: fast / fast_l3 at batch 16 (twice the steps again).
+- fast_b16 / fast_l3_b16: fast / fast_l3 at batch 16 (twice the steps again);
+- fast_lr4: fast with the learning rates x4 instead of x2;
+- fast_bf16: fast under `--mixed_precision=bf16` (1.15x the images per CPU-second on the Xeon);
+- fast_bilinear: fast with bilinear instead of nearest upsampling (the stripes' other suspect).
 Results of one machine go in one results directory (`--results_dir`): steps per CPU-second differ
 up to 2.9x between this project's machines, so a table never mixes them (`main_job/` holds the AVX-512
 Xeon's runs, `main_job/epyc_avx2/` the AVX2-only EPYC's, `main_job/epyc_zen4/` the AVX-512 EPYC's).
@@ -36,12 +39,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from budget import Variant, main  # noqa: E402
 
 BASE = ["--model=andor", "--dataset=fashion_mnist", "--preset=small"]
-LR_X2 = ["--set=andor.g_lr=0.001", "--set=andor.c_lr=0.0004"]
 
 
-def _fast(batch_size: int, langevin_steps: int) -> list:
-    """The doubled learning rates at a smaller batch and fewer Langevin steps per batch."""
-    return LR_X2 + [f"--batch_size={batch_size}", f"--set=andor.langevin_steps={langevin_steps}"]
+def _lr(scale: int) -> list:
+    """The generator and critic learning rates (5e-4 / 2e-4 in `small`) times `scale`."""
+    return [f"--set=andor.g_lr={5e-4 * scale:g}", f"--set=andor.c_lr={2e-4 * scale:g}"]
+
+
+LR_X2 = _lr(2)
+
+
+def _fast(batch_size: int, langevin_steps: int, lr_scale: int = 2) -> list:
+    """Scaled learning rates at a smaller batch and fewer Langevin steps per batch."""
+    return _lr(lr_scale) + [f"--batch_size={batch_size}", f"--set=andor.langevin_steps={langevin_steps}"]
 
 
 GROUPS = {
@@ -55,10 +65,13 @@ GROUPS = {
     "fast_l3": _fast(32, 3),
     "fast_b16": _fast(16, 5),
     "fast_l3_b16": _fast(16, 3),
+    "fast_lr4": _fast(32, 5, lr_scale=4),
+    "fast_bf16": _fast(32, 5) + ["--mixed_precision=bf16"],
+    "fast_bilinear": _fast(32, 5) + ["--set=andor.upsample=bilinear"],
 }
 ORDER = [("default", 0), ("narrow", 0), ("lr_x2", 0), ("batch32", 0), ("fast", 0), ("lr_x2_batch32", 0),
          ("langevin5", 0), ("fast_l3", 0), ("fast_b16", 0), ("fast_l3_b16", 0),
-         ("default", 1), ("fast", 1)]
+         ("default", 1), ("fast", 1), ("fast_lr4", 0), ("fast_bf16", 0), ("fast_bilinear", 0)]
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
 COLUMNS = ["fd_fmnist", "kid_fmnist", "is_fmnist", "mse", "stripe_ratio", "hf_ratio"]
 # 5 wall-minutes of both cores of a 2-core machine.
