@@ -19,6 +19,10 @@ Variants (Fashion-MNIST 32x32, `small` preset, batch 64):
 Metrics: fd/kid/is in the project's Fashion-MNIST classifier space on 10,000 samples, test
 reconstruction MSE ([0, 1] scale) on 1,000 test images, steps and images/s reached; stripe_ratio / hf_ratio (tf_sparse_gen.metrics.artefacts: 1 = like the data; above 1 =
 stripes / specks). `_raw` columns: the same run evaluated with its raw (not averaged) generator weights.
+Steps per CPU-second differ up to 2.9x between this project's machines, so from 2026-12-07 on one
+machine's runs go in a directory of their own (`--results_dir=benchmarks/results/andor_budget/epyc_zen4`
+for the AVX-512 EPYC), where seeds restart at 0 and the table compares like with like; the top
+directory keeps the earlier runs of mixed machines.
 """
 
 from __future__ import annotations
