@@ -29,9 +29,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from budget import REPO, commit, last_json_line, run_logged  # noqa: E402
+from common import andor_small_until_2026_12_07_flags  # noqa: E402
 from tf_sparse_gen.rundir import RunDir  # noqa: E402  (TensorFlow-free)
 
-BASE = ["--model=andor", "--dataset=fashion_mnist", "--preset=small"]
+# The `small` recipe until 2026-12-07, pinned so that the variants keep their meaning (benchmarks/common.py).
+BASE = (["--model=andor", "--dataset=fashion_mnist", "--preset=small"]
+        + andor_small_until_2026_12_07_flags())
 EVAL = ["--num_samples=10000", "--num_reconstructions=1000", "--metrics=fd,kid,is,mse"]
 COLUMNS = ["fd_fmnist", "kid_fmnist", "is_fmnist", "mse"]
 

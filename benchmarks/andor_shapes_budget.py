@@ -29,8 +29,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from budget import Variant, main  # noqa: E402
+from common import andor_small_until_2026_12_07_flags  # noqa: E402
 
-BASE = ["--model=andor", "--dataset=shapes", "--channels=3", "--preset=small", "--set=train.ema_decay=0.999"]
+# The `small` recipe until 2026-12-07, pinned so that the variants keep their meaning (benchmarks/common.py).
+BASE = (["--model=andor", "--dataset=shapes", "--channels=3", "--preset=small", "--set=train.ema_decay=0.999"]
+        + andor_small_until_2026_12_07_flags())
 GROUPS = {
     "sparse": [],
     "dense": ["--sparsity=off"],

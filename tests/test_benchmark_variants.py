@@ -15,9 +15,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from tf_sparse_gen.cli import train as train_cli  # noqa: E402
+from tf_sparse_gen import config as config_lib  # noqa: E402
 from tf_sparse_gen.fields import get_path  # noqa: E402
 
-BENCHMARKS = ("andor_budget", "spgan_budget", "selfexgan_budget", "main_job")
+BENCHMARKS = ("andor_budget", "andor_shapes_budget", "spgan_budget", "selfexgan_budget", "main_job")
 CASES = [(name, v) for name in BENCHMARKS for v in importlib.import_module(name).VARIANTS]
 
 
@@ -39,7 +40,7 @@ def test_variant_flags_resolve_to_the_config_they_name(bench, variant, flag_valu
     flag_values(["train.py", *variant.flags, f"--model_dir={tmp_path / 'run'}", f"--seed={variant.seed}"])
     config = train_cli.resolve_config(flag_values)
     assert config.train.seed == variant.seed
-    for flag in variant.flags:
+    for flag in _last_of_each(variant.flags):
         key, value = flag[2:].split("=", 1)
         if key == "set":
             ((path, parsed),) = train_cli._parse_set([value]).items()
@@ -51,6 +52,36 @@ def test_variant_flags_resolve_to_the_config_they_name(bench, variant, flag_valu
             assert config.model == value
         elif key == "batch_size":
             assert config.train.batch_size == int(value)
+
+
+def _last_of_each(flags):
+    """`flags` without those a later flag overrides (a variant's flags after a benchmark's pinned BASE)."""
+    def key(flag):
+        name, value = flag[2:].split("=", 1)
+        return ("set", value.split("=", 1)[0]) if name == "set" else (name, None)
+    last = {key(f): f for f in flags}
+    return [f for f in flags if last[key(f)] is f]
+
+
+def _resolve(flag_values, tmp_path, flags):
+    flag_values(["train.py", *flags, f"--model_dir={tmp_path / 'run'}"])
+    config = train_cli.resolve_config(flag_values)
+    flag_values.unparse_flags()
+    return config
+
+
+def test_the_main_jobs_fast_variant_is_todays_small_preset_and_default_the_old_one(flag_values, tmp_path):
+    import main_job
+
+    groups = {v.group: v for v in main_job.VARIANTS}
+    today = _resolve(flag_values, tmp_path, ["--model=andor", "--dataset=fashion_mnist", "--preset=small"])
+    fast = _resolve(flag_values, tmp_path, groups["fast"].flags)
+    default = _resolve(flag_values, tmp_path, groups["default"].flags)
+    assert config_lib.diff(today, fast) == {}
+    assert (default.train.batch_size, default.andor.langevin_steps, default.andor.g_lr, default.andor.c_lr) == (
+        64, 10, 5e-4, 2e-4)
+    assert (fast.train.batch_size, fast.andor.langevin_steps, fast.andor.g_lr, fast.andor.c_lr) == (
+        32, 5, 1e-3, 4e-4)
 
 
 def _as_config_value(value):
