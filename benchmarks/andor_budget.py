@@ -4,7 +4,7 @@
   .venv/bin/python benchmarks/andor_budget.py --list              # what is done
   .venv/bin/python benchmarks/andor_budget.py --only=sparse_s0 --cpu_minutes=2 --results_dir=/tmp/b
 
-Variants (Fashion-MNIST 32x32, `small` preset, batch 64):
+Variants (Fashion-MNIST 32x32, the `small` preset until 2026-12-07, batch 64, pinned in BASE):
 - sparse: the sparse AND-OR model with its energy-based critic (the main job's model);
 - dense: the same with sparsity off (the paper's baseline);
 - abp: sparse, plain alternating back-propagation (no critic);
@@ -12,7 +12,8 @@ Variants (Fashion-MNIST 32x32, `small` preset, batch 64):
 - paper_balance: sparse with the paper's objective (eq. 15 summed over pixels + eq. 22, weight 1);
 - critic_x5: sparse with a 5x stronger critic term (andor.critic_weight 0.1 instead of 0.02);
 - fast: sparse with learning rates x2, batch 32 and 5 Langevin steps (the best 5-minute recipe of
-  benchmarks/main_job.py), to see whether it holds at 60 CPU-minutes;
+  benchmarks/main_job.py, and the `small` preset since 2026-12-07), to see whether it holds at 60
+  CPU-minutes;
 - wgan_gp: the same dense generator and critic trained as a WGAN-GP (no reconstruction term,
   no Langevin inference; 3 critic steps per generator step; generator lr 2e-4), the
   yardstick a user would pick instead. Its reconstructions are Langevin latent optimisation.
@@ -21,8 +22,8 @@ reconstruction MSE ([0, 1] scale) on 1,000 test images, steps and images/s reach
 stripes / specks). `_raw` columns: the same run evaluated with its raw (not averaged) generator weights.
 Steps per CPU-second differ up to 2.9x between this project's machines, so from 2026-12-07 on one
 machine's runs go in a directory of their own (`--results_dir=benchmarks/results/andor_budget/epyc_zen4`
-for the AVX-512 EPYC), where seeds restart at 0 and the table compares like with like; the top
-directory keeps the earlier runs of mixed machines.
+for the AVX-512 EPYC, `.../andor_budget/xeon` for the AVX-512 Xeon with AMX), where seeds restart at 0
+and the table compares like with like; the top directory keeps the earlier runs of mixed machines.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ GROUPS = {
 # bf16 seed 0 on the same (bf16-capable) machine, so that the two compare.
 ORDER = [("wgan_gp", 0), ("abp", 0), ("sparse", 0), ("dense", 0), ("paper_balance", 0), ("sparse", 1),
          ("dense", 1), ("sparse", 2), ("dense", 2), ("wgan_gp", 1), ("bf16", 0), ("sparse", 3), ("critic_x5", 0),
-         ("sparse", 4), ("fast", 0)]
+         ("sparse", 4), ("fast", 0), ("fast", 1), ("wgan_gp", 2), ("fast", 2)]
 # Seeds 3 and 4 exist to sit beside one-seed variants (bf16_s0; paper_balance_s0 and fast_s0) on the same
 # machine: steps per CPU-second differ up to 2.9x between this project's machines (sparse_s3 against s4).
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
