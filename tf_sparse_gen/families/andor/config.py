@@ -144,10 +144,11 @@ def preset(preset: str) -> dict:
     # the dense model's rose from 23.4 to 24.6 (benchmarks/results/andor_budget/, one seed each).
     # Batch 32, 5 Langevin steps per batch and twice the defaults' learning rates (not in the
     # paper; until 2026-12-07 `small` was the defaults: batch 64, 10 steps, 5e-4 / 2e-4). At equal
-    # CPU time this recipe reaches about 2.6x the steps, and on three machines it lowered
+    # CPU time this recipe reaches about 2.7x the steps, and on three machines it lowered
     # fd_fmnist at 60 CPU-minutes from 16.0 to 8.5 (AVX-512 EPYC, where a WGAN-GP scored 10.3)
     # and from 43.0 to 18.5 (AVX2 EPYC), and at the main job's 10 CPU-minutes from 45.7 to 26.9
-    # (two seeds each): benchmarks/results/andor_budget/epyc_zen4/, andor_budget/, main_job/.
+    # (AVX-512 EPYC, two seeds each) and from 44.1 to 27.4 (Xeon): benchmarks/results/andor_budget/
+    # epyc_zen4/, andor_budget/, main_job/.
     if preset == "small":
         return {"train.ema_decay": 0.999, "train.batch_size": 32, "andor.langevin_steps": 5,
                 "andor.g_lr": 1e-3, "andor.c_lr": 4e-4}
