@@ -14,6 +14,7 @@ Variants (Fashion-MNIST 32x32, the `small` preset until 2026-12-07, batch 64, pi
 - fast: sparse with learning rates x2, batch 32 and 5 Langevin steps (the best 5-minute recipe of
   benchmarks/main_job.py, and the `small` preset since 2026-12-07), to see whether it holds at 60
   CPU-minutes;
+- fast_bilinear: fast with bilinear upsampling (no blocky grid marks in the main job's 5 minutes);
 - wgan_gp: the same dense generator and critic trained as a WGAN-GP (no reconstruction term,
   no Langevin inference; 3 critic steps per generator step; generator lr 2e-4), the
   yardstick a user would pick instead. Its reconstructions are Langevin latent optimisation.
@@ -52,6 +53,7 @@ GROUPS = {
     "critic_x5": ["--set=andor.critic_weight=0.1"],
     # The cheaper-step recipe of benchmarks/main_job.py (one definition, so the two stay the same).
     "fast": MAIN_JOB_GROUPS["fast"],
+    "fast_bilinear": MAIN_JOB_GROUPS["fast_bilinear"],
     "wgan_gp": ["--sparsity=off", "--set=andor.abp=false", "--set=andor.n_critic=3",
                 "--set=andor.critic_weight=1.0", "--set=andor.g_lr=0.0002"],
 }
@@ -61,7 +63,8 @@ GROUPS = {
 # bf16 seed 0 on the same (bf16-capable) machine, so that the two compare.
 ORDER = [("wgan_gp", 0), ("abp", 0), ("sparse", 0), ("dense", 0), ("paper_balance", 0), ("sparse", 1),
          ("dense", 1), ("sparse", 2), ("dense", 2), ("wgan_gp", 1), ("bf16", 0), ("sparse", 3), ("critic_x5", 0),
-         ("sparse", 4), ("fast", 0), ("fast", 1), ("wgan_gp", 2), ("fast", 2)]
+         ("sparse", 4), ("fast", 0), ("fast", 1), ("wgan_gp", 2), ("fast", 2),
+         ("fast_bilinear", 0)]
 # Seeds 3 and 4 exist to sit beside one-seed variants (bf16_s0; paper_balance_s0 and fast_s0) on the same
 # machine: steps per CPU-second differ up to 2.9x between this project's machines (sparse_s3 against s4).
 VARIANTS = [Variant(g, s, BASE + GROUPS[g]) for g, s in ORDER]
