@@ -38,7 +38,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from budget import Variant, main  # noqa: E402
-from common import andor_small_until_2026_12_07_flags  # noqa: E402
+from common import ANDOR_SMALL_UNTIL_2026_12_07, andor_small_until_2026_12_07_flags  # noqa: E402
 
 # The `small` recipe until 2026-12-07, pinned so that the variants keep their meaning (benchmarks/common.py).
 BASE = (["--model=andor", "--dataset=fashion_mnist", "--preset=small"]
@@ -47,7 +47,7 @@ BASE = (["--model=andor", "--dataset=fashion_mnist", "--preset=small"]
 
 def _lr(scale: int) -> list:
     """The generator and critic learning rates of the pinned recipe (5e-4 / 2e-4) times `scale`."""
-    return [f"--set=andor.g_lr={5e-4 * scale:g}", f"--set=andor.c_lr={2e-4 * scale:g}"]
+    return [f"--set={k}={ANDOR_SMALL_UNTIL_2026_12_07[k] * scale:g}" for k in ("andor.g_lr", "andor.c_lr")]
 
 
 LR_X2 = _lr(2)
@@ -83,8 +83,9 @@ CPU_MINUTES = 10.0
 EVAL = ["--num_samples=5000", "--num_reconstructions=500", "--metrics=fd,kid,is,mse,artefacts"]
 NOTES = ("The README's main job (sparse AND-OR, Fashion-MNIST 32x32x1; `default` is the `small` preset "
          "until 2026-12-07, batch 64, and `fast` the one since, batch 32) at its budget: 10 CPU-minutes "
-         "(5 wall-minutes of both cores of a 2-core machine) per variant. fd/kid/is: the project's Fashion-MNIST classifier features, 5,000 "
-         "samples vs the test split; mse: [0, 1]-scale reconstruction error of 500 test images. "
+         "(5 wall-minutes of both cores of a 2-core machine) per variant. fd/kid/is: the project's "
+         "Fashion-MNIST classifier features, 5,000 samples vs the test split; mse: [0, 1]-scale "
+         "reconstruction error of 500 test images. "
          "For reference, benchmarks/results/andor_long: fd_fmnist 19.4 at 2,144 steps.")
 
 if __name__ == "__main__":

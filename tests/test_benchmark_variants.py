@@ -37,8 +37,7 @@ def test_the_benchmarks_have_variants_with_unique_names():
 
 @pytest.mark.parametrize("bench,variant", CASES, ids=[f"{b}:{v.name}" for b, v in CASES])
 def test_variant_flags_resolve_to_the_config_they_name(bench, variant, flag_values, tmp_path):
-    flag_values(["train.py", *variant.flags, f"--model_dir={tmp_path / 'run'}", f"--seed={variant.seed}"])
-    config = train_cli.resolve_config(flag_values)
+    config = _resolve(flag_values, tmp_path, [*variant.flags, f"--seed={variant.seed}"])
     assert config.train.seed == variant.seed
     for flag in _last_of_each(variant.flags):
         key, value = flag[2:].split("=", 1)
